@@ -1,0 +1,318 @@
+"""The headless ``difpipe`` command: parse, call the engine, print (table / JSON / YAML / CSV).
+
+Every failure ends with a one-line message on stderr and the exit code of its class
+(see :mod:`difpipe_tui.core.errors`); with ``--output json`` the error is also printed
+as a JSON object on stdout so that scripts and agents can read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .core import config as cfg
+from .core import paths
+from .core.errors import EXIT_CODE_DOC, DifpipeError, ExitCode, LocalIOError, UsageError
+from .render import FORMATS, Column, emit, emit_doc, human_bytes, join, ms
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code USAGE
+        raise UsageError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
+
+
+def _output_arg(p: argparse.ArgumentParser, default: str = "table") -> None:
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default=default,
+        help="output format (default: %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    codes = "\n".join(f"  {int(c):>3}  {doc}" for c, doc in EXIT_CODE_DOC.items())
+    parser = _Parser(
+        prog="difpipe",
+        description="Move data between SSH hosts and keep edge apps serving.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"difpipe {__version__}")
+    parser.add_argument("--config", metavar="FILE", help=f"config file (default: {_cfg_hint()})")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    hosts = sub.add_parser("hosts", help="list, check and import hosts")
+    hsub = hosts.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    p = hsub.add_parser("list", help="the hosts in the config")
+    _output_arg(p)
+    p = hsub.add_parser("check", help="connect to hosts in parallel and report what they have")
+    p.add_argument("names", nargs="*", metavar="NAME", help="hosts to check (default: all)")
+    p.add_argument("--timeout", type=float, help="connect timeout in seconds for this check")
+    _output_arg(p)
+    p = hsub.add_parser("import-ssh-config", help="import Host blocks from an OpenSSH config")
+    p.add_argument("file", nargs="?", default="~/.ssh/config", help="default: %(default)s")
+    p.add_argument("--dry-run", action="store_true", help="show what would be imported")
+    p.add_argument("--overwrite", action="store_true", help="replace hosts that already exist")
+    _output_arg(p)
+
+    conf = sub.add_parser("config", help="validate the config, print its schema or path")
+    csub = conf.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    p = csub.add_parser("validate", help="check the config file and report the first problem")
+    _output_arg(p)
+    csub.add_parser("schema", help="the JSON Schema of the config file")
+    csub.add_parser("path", help="where the config file is")
+    return parser
+
+
+def _cfg_hint() -> str:
+    return "$DIFPIPE_CONFIG, $DIFPIPE_HOME/difpipe.toml or $XDG_CONFIG_HOME/difpipe/difpipe.toml"
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_hosts_list(args: argparse.Namespace) -> int:
+    config = cfg.load_config(args.config)
+    seen = _last_seen()
+    rows = []
+    for name, host in config.hosts.items():
+        rh = config.resolve(name)
+        status = seen.get(name)
+        rows.append(
+            {
+                "name": name,
+                "address": host.address,
+                "port": rh.port,
+                "user": rh.user,
+                "role": host.role,
+                "tags": list(host.tags),
+                "jump": list(host.jump),
+                "auth": host.auth.methods(),
+                "host_key_policy": rh.host_key_policy,
+                "reachable": None if status is None else status.reachable,
+                "last_seen": None if status is None else status.last_seen,
+            }
+        )
+    columns = [
+        Column("name", "HOST"),
+        Column("role", "ROLE"),
+        Column("address", "ADDRESS"),
+        Column("port", "PORT", justify="right"),
+        Column("user", "USER"),
+        Column("jump", "VIA", lambda v: " → ".join(v) if v else "-"),
+        Column("auth", "AUTH", join),
+        Column("tags", "TAGS", join),
+        Column("reachable", "LAST CHECK", _reach),
+    ]
+    emit(rows, columns, args.output, title=None)
+    return ExitCode.OK
+
+
+def _reach(value: Any) -> str:
+    return "-" if value is None else ("up" if value else "DOWN")
+
+
+def _last_seen() -> dict[str, Any]:
+    """The last recorded check per host; empty when the store cannot be read."""
+    try:
+        from .core.store import Store
+
+        with Store.open() as store:
+            return {s.host: s for s in store.list_host_status()}
+    except (DifpipeError, OSError):
+        return {}
+
+
+def cmd_hosts_check(args: argparse.Namespace) -> int:
+    from .core.hostcheck import check_hosts, overall_exit_code
+
+    config = cfg.load_config(args.config)
+    names = args.names or list(config.hosts)
+    if not names:
+        raise UsageError(
+            f"no hosts in {config.path}", hint="add one, or run difpipe hosts import-ssh-config"
+        )
+    for name in names:
+        config.host(name)  # a clear error for an unknown name before connecting anywhere
+    if args.timeout is not None:
+        config = _with_connect_timeout(config, args.timeout)
+    results = asyncio.run(_check(config, names, check_hosts))
+    _record(results)
+    rows = [r.to_dict() for r in results]
+    columns = [
+        Column("name", "HOST"),
+        Column("role", "ROLE"),
+        Column("reachable", "STATUS", lambda v: "up" if v else "DOWN"),
+        Column("latency_ms", "LATENCY", ms, justify="right"),
+        Column("auth_method", "AUTH", lambda v: v or "-"),
+        Column("os", "OS/ARCH", lambda v: v or "-"),
+        Column("tools", "TOOLS", join),
+        Column("free_bytes", "FREE", human_bytes, justify="right"),
+        Column("error", "ERROR", lambda v: v or ""),
+    ]
+    if args.output == "table":
+        for row in rows:
+            if row["os"] and row["arch"]:
+                row["os"] = f"{row['os']}/{row['arch']}"
+    emit(rows, columns, args.output)
+    return overall_exit_code(results)
+
+
+def _with_connect_timeout(config: cfg.Config, timeout: float) -> cfg.Config:
+    if timeout <= 0:
+        raise UsageError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
+    hosts = {n: replace(h, connect_timeout=timeout) for n, h in config.hosts.items()}
+    return replace(config, hosts=hosts, defaults=replace(config.defaults, connect_timeout=timeout))
+
+
+async def _check(config: cfg.Config, names: list[str], check_hosts: Any) -> Any:
+    from .core.ssh import NO_RETRY, SSHPool
+
+    async with SSHPool(config, retry=NO_RETRY) as pool:
+        return await check_hosts(pool, names)
+
+
+def _record(results: list[Any]) -> None:
+    try:
+        from .core.store import Store
+
+        with Store.open() as store:
+            for r in results:
+                store.record_host_status(
+                    r.name,
+                    reachable=r.reachable,
+                    latency_ms=r.latency_ms,
+                    os=r.os,
+                    arch=r.arch,
+                    tools=r.tools,
+                    free_bytes=r.free_bytes,
+                    error=r.error,
+                    checked_at=r.checked_at,
+                )
+    except (DifpipeError, OSError) as exc:
+        logging.getLogger("difpipe").warning("could not record the check: %s", exc)
+
+
+def cmd_hosts_import(args: argparse.Namespace) -> int:
+    source = Path(args.file).expanduser()
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise LocalIOError(f"cannot read {source}: {exc.strerror}") from exc
+    imported, messages = cfg.import_ssh_config(text, source=str(source))
+    for message in messages:
+        print(f"difpipe: {message}", file=sys.stderr)
+    config = cfg.load_config(args.config)
+    added, replaced, skipped = [], [], []
+    for host in imported:
+        if host.name in config.hosts:
+            if not args.overwrite:
+                skipped.append(host.name)
+                continue
+            replaced.append(host.name)
+        else:
+            added.append(host.name)
+    keep = [h for h in imported if h.name not in skipped]
+    if keep and not args.dry_run:
+        cfg.upsert_hosts(keep, config.path)
+    for name in skipped:
+        print(
+            f"difpipe: skipped Host {name}: already in {config.path} (use --overwrite)",
+            file=sys.stderr,
+        )
+    rows = [
+        {
+            "name": h.name,
+            "action": ("skip" if h.name in skipped else "replace" if h.name in replaced else "add"),
+            "address": h.address,
+            "port": h.port,
+            "user": h.user,
+            "jump": list(h.jump),
+            "key_files": list(h.auth.key_files),
+        }
+        for h in imported
+    ]
+    columns = [
+        Column("name", "HOST"),
+        Column("action", "ACTION" if not args.dry_run else "WOULD"),
+        Column("address", "ADDRESS"),
+        Column("port", "PORT", justify="right"),
+        Column("user", "USER", lambda v: v or "-"),
+        Column("jump", "VIA", lambda v: " → ".join(v) if v else "-"),
+        Column("key_files", "KEYS", join),
+    ]
+    emit(rows, columns, args.output)
+    if not args.dry_run and args.output == "table":
+        print(
+            f"{len(added)} added, {len(replaced)} replaced, {len(skipped)} skipped → {config.path}"
+        )
+    return ExitCode.OK
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    config = cfg.load_config(args.config, missing_ok=False)
+    result = {"valid": True, "path": str(config.path), "hosts": len(config.hosts)}
+    if args.output in ("json", "yaml"):
+        emit_doc(result, args.output)
+    else:
+        print(f"{config.path}: valid ({len(config.hosts)} hosts)")
+    return ExitCode.OK
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    json.dump(cfg.config_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return ExitCode.OK
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    print(paths.config_path(args.config))
+    return ExitCode.OK
+
+
+COMMANDS = {
+    ("hosts", "list"): cmd_hosts_list,
+    ("hosts", "check"): cmd_hosts_check,
+    ("hosts", "import-ssh-config"): cmd_hosts_import,
+    ("config", "validate"): cmd_config_validate,
+    ("config", "schema"): cmd_config_schema,
+    ("config", "path"): cmd_config_path,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    output = "table"
+    try:
+        args = parser.parse_args(argv)
+        output = getattr(args, "output", "table")
+        logging.basicConfig(
+            level=logging.WARNING - 10 * min(args.verbose, 2),
+            format="difpipe: %(levelname)s: %(message)s",
+        )
+        if args.command is None:
+            parser.print_help()
+            return ExitCode.USAGE
+        if getattr(args, "action", None) is None:
+            raise UsageError(f"difpipe {args.command}: an action is required", hint="see --help")
+        return int(COMMANDS[(args.command, args.action)](args))
+    except DifpipeError as err:
+        if output in ("json", "yaml"):
+            emit_doc(err.to_dict(), output)
+        print(f"difpipe: error: {err}", file=sys.stderr)
+        return int(err.exit_code)
+    except KeyboardInterrupt:
+        print("difpipe: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK

@@ -1,0 +1,1 @@
+"""The DifPipe engine. Nothing under this package imports Textual."""

@@ -1,0 +1,91 @@
+"""``hosts check``: connect to hosts in parallel and report what each one is and has."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+
+from .errors import DifpipeError, ExitCode
+from .events import HostChecked
+from .remote import Raw
+from .ssh import SSHPool
+
+LATENCY_SAMPLES = 3
+
+
+@dataclass
+class HostCheckResult:
+    name: str
+    address: str
+    role: str
+    reachable: bool
+    via: list[str] = field(default_factory=list)
+    latency_ms: float | None = None
+    connect_ms: float | None = None
+    auth_method: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    tools: list[str] = field(default_factory=list)
+    shell: bool | None = None
+    free_bytes: int | None = None
+    checked_at: float = field(default_factory=time.time)
+    error: str | None = None
+    exit_code: int = 0
+    retryable: bool | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+async def check_host(pool: SSHPool, name: str) -> HostCheckResult:
+    host = pool.config.host(name)
+    result = HostCheckResult(
+        name=name, address=f"{host.address}:{host.port}", role=host.role, via=list(host.jump)
+    )
+    try:
+        hc = await pool.connect(name)
+        result.connect_ms = round(hc.connect_ms, 1)
+        result.auth_method = hc.auth_method
+        info = await pool.info(name, refresh=True)
+        samples = []
+        for _ in range(LATENCY_SAMPLES):
+            t0 = time.perf_counter()
+            await pool.run(name, Raw("exit 0") if info.shell else Raw("true"), timeout=30)
+            samples.append((time.perf_counter() - t0) * 1000)
+        result.latency_ms = round(sorted(samples)[len(samples) // 2], 1)
+        result.reachable = True
+        result.os, result.arch = info.os, info.arch
+        result.tools = info.tool_names
+        result.shell = info.shell
+        result.free_bytes = info.disk_free_bytes
+    except DifpipeError as err:
+        result.reachable = False
+        result.error = str(err)
+        result.exit_code = int(err.exit_code)
+        result.retryable = err.retryable
+    pool.bus.publish(
+        HostChecked(
+            host_name=name,
+            reachable=result.reachable,
+            latency_ms=result.latency_ms,
+            error=result.error,
+        )
+    )
+    return result
+
+
+async def check_hosts(pool: SSHPool, names: list[str]) -> list[HostCheckResult]:
+    """Check every host at once; the results keep the order of ``names``."""
+    return list(await asyncio.gather(*(check_host(pool, n) for n in names)))
+
+
+def overall_exit_code(results: list[HostCheckResult]) -> ExitCode:
+    """OK when all are reachable; the failure's own code when all failed alike; else PARTIAL."""
+    failed = [r for r in results if not r.reachable]
+    if not failed:
+        return ExitCode.OK
+    if len(failed) < len(results):
+        return ExitCode.PARTIAL
+    codes = {r.exit_code for r in failed}
+    return ExitCode(codes.pop()) if len(codes) == 1 else ExitCode.PARTIAL

@@ -1,0 +1,106 @@
+import shlex
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from difpipe_tui.core.remote import (
+    TOOL_PROBE,
+    Raw,
+    command,
+    parse_tool_probe,
+    pipeline,
+    quote_arg,
+)
+
+NASTY = [
+    "plain",
+    "with space",
+    "it's",
+    'double"quote',
+    "$(touch /tmp/pwned)",
+    "`touch /tmp/pwned`",
+    "a;b",
+    "line\nbreak",
+    "-rf",
+    "--",
+    "*",
+    "~root",
+    "",
+    "tab\there",
+    "back\\slash",
+    "ünïcode",
+]
+
+
+@pytest.mark.parametrize("arg", NASTY)
+def test_quoted_argument_reaches_the_shell_unchanged(arg):
+    out = subprocess.run(
+        ["sh", "-c", f"printf '%s' {quote_arg(arg)}"], capture_output=True, check=True
+    )
+    assert out.stdout.decode() == arg
+
+
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_command_round_trips_through_shlex(argv):
+    assert shlex.split(command(*argv)) == argv
+
+
+def test_nul_byte_refused():
+    with pytest.raises(ValueError, match="NUL"):
+        quote_arg("a\x00b")
+
+
+def test_bool_is_not_an_argument():
+    with pytest.raises(TypeError):
+        quote_arg(True)
+
+
+def test_pipeline_quotes_every_part(tmp_path):
+    src = tmp_path / "in $(x) 'q'"
+    src.write_text("hello\n")
+    dst = tmp_path / "out; rm -rf"
+    line = pipeline(["cat", "--", str(src)], ["tr", "a-z", "A-Z"], stdout_to=str(dst))
+    subprocess.run(["sh", "-c", line], check=True)
+    assert dst.read_text() == "HELLO\n"
+    line = pipeline(["cat"], stdin_from=str(src), stdout_to=str(dst), append=True)
+    subprocess.run(["sh", "-c", line], check=True)
+    assert dst.read_text() == "HELLO\nhello\n"
+
+
+def test_pipeline_and_then(tmp_path):
+    a, b = tmp_path / "a b", tmp_path / "c d"
+    a.write_text("x")
+    subprocess.run(
+        ["sh", "-c", pipeline(["cat", str(a)], stdout_to=str(b), and_then=["rm", "--", str(a)])],
+        check=True,
+    )
+    assert b.read_text() == "x" and not a.exists()
+
+
+def test_raw_is_not_quoted():
+    assert command(Raw("echo"), "a b") == "echo 'a b'"
+
+
+def test_tool_probe_runs_on_local_sh():
+    out = subprocess.run(["sh", "-c", TOOL_PROBE], capture_output=True, text=True, check=True)
+    info = parse_tool_probe(out.stdout)
+    assert info.has("sh") and info.has("cat")
+    assert info.os == "Linux"
+    assert info.arch
+    assert info.disk_free_bytes and info.disk_free_bytes > 0
+    assert info.first("nope", "cat") == "cat"
+
+
+def test_parse_tool_probe_ignores_garbage():
+    info = parse_tool_probe("tool zstd /usr/bin/zstd\ntool evil /x\nnoise\ndisk 10 x\nos Linux\n")
+    assert info.tool_names == ["zstd"]
+    assert info.disk_free_bytes is None
+    assert info.os == "Linux"

@@ -156,7 +156,7 @@ def cmd_hosts_check(args: argparse.Namespace) -> int:
         Column("latency_ms", "LATENCY", ms, justify="right"),
         Column("auth_method", "AUTH", lambda v: v or "-"),
         Column("os", "OS/ARCH", lambda v: v or "-"),
-        Column("tools", "TOOLS", join),
+        Column("tools", "TOOLS", _optional_tools),
         Column("free_bytes", "FREE", human_bytes, justify="right"),
         Column("error", "ERROR", lambda v: v or ""),
     ]
@@ -173,6 +173,15 @@ def _with_connect_timeout(config: cfg.Config, timeout: float) -> cfg.Config:
         raise UsageError(f"--timeout: expected a positive number of seconds, got {timeout:g}")
     hosts = {n: replace(h, connect_timeout=timeout) for n, h in config.hosts.items()}
     return replace(config, hosts=hosts, defaults=replace(config.defaults, connect_timeout=timeout))
+
+
+def _optional_tools(tools: list[str] | None) -> str:
+    """The tools that vary between hosts; a basic one missing is shown as ``-name``."""
+    from .core.remote import BASIC_TOOLS
+
+    tools = tools or []
+    missing = [f"-{t}" for t in BASIC_TOOLS if t not in tools]
+    return " ".join([*(t for t in tools if t not in BASIC_TOOLS), *missing])
 
 
 async def _check(config: cfg.Config, names: list[str], check_hosts: Any) -> Any:
@@ -194,7 +203,7 @@ def _record(results: list[Any]) -> None:
                     latency_ms=r.latency_ms,
                     os=r.os,
                     arch=r.arch,
-                    tools=r.tools,
+                    tools=dict.fromkeys(r.tools, True),
                     free_bytes=r.free_bytes,
                     error=r.error,
                     checked_at=r.checked_at,
@@ -316,3 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return ExitCode.OK
+    except Exception as exc:  # a bug: one line by default, the traceback with -v
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            raise
+        print(
+            f"difpipe: internal error: {type(exc).__name__}: {exc} (please report it; -v shows"
+            " the traceback)",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import DifpipeError, ExitCode
 from .events import HostChecked
-from .remote import Raw
 from .ssh import SSHPool
 
 LATENCY_SAMPLES = 3
@@ -19,7 +18,7 @@ class HostCheckResult:
     name: str
     address: str
     role: str
-    reachable: bool
+    reachable: bool = False
     via: list[str] = field(default_factory=list)
     latency_ms: float | None = None
     connect_ms: float | None = None
@@ -48,11 +47,7 @@ async def check_host(pool: SSHPool, name: str) -> HostCheckResult:
         result.connect_ms = round(hc.connect_ms, 1)
         result.auth_method = hc.auth_method
         info = await pool.info(name, refresh=True)
-        samples = []
-        for _ in range(LATENCY_SAMPLES):
-            t0 = time.perf_counter()
-            await pool.run(name, Raw("exit 0") if info.shell else Raw("true"), timeout=30)
-            samples.append((time.perf_counter() - t0) * 1000)
+        samples = [await pool.ping(name) for _ in range(LATENCY_SAMPLES)]
         result.latency_ms = round(sorted(samples)[len(samples) // 2], 1)
         result.reachable = True
         result.os, result.arch = info.os, info.arch

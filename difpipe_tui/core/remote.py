@@ -68,6 +68,9 @@ PROBED_TOOLS: tuple[str, ...] = (
     "sha256sum", "shasum", "b2sum", "zstd", "lz4", "gzip", "tar", "rsync",
 )  # fmt: skip
 
+# What every POSIX host is expected to have; the rest decide the transfer strategy.
+BASIC_TOOLS: tuple[str, ...] = ("sh", "cat", "dd", "head", "tail", "stat", "mkdir", "mv", "rm", "df")
+
 # A constant script: no user data is ever interpolated into it.
 TOOL_PROBE = Raw(
     "for t in "

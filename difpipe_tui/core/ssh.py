@@ -351,6 +351,25 @@ class SSHPool:
         hc.info = info
         return info
 
+    async def ping(self, name: str, *, timeout: float = 10.0) -> float:
+        """Round trip in ms of an SSH keepalive request (what ``ServerAliveInterval`` sends).
+
+        It measures the link and sshd, not the start-up of a remote shell.
+        """
+        hc = await self.connect(name)
+        request = getattr(hc.conn, "_make_global_request", None)
+        start = time.perf_counter()
+        try:
+            if request is None:  # an asyncssh without it: time a no-op command instead
+                await asyncio.wait_for(hc.conn.run("exit 0", check=False), timeout)
+            else:
+                await asyncio.wait_for(request(b"keepalive@openssh.com"), timeout)
+        except TimeoutError as exc:
+            raise NetworkError(f"no answer to a keepalive within {timeout:g}s", host=name) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, name) from exc
+        return (time.perf_counter() - start) * 1000
+
     async def sftp(self, name: str) -> asyncssh.SFTPClient:
         hc = await self.connect(name)
         try:

@@ -2,7 +2,10 @@
 
 Every failure ends with a one-line message on stderr and the exit code of its class
 (see :mod:`difpipe_tui.core.errors`); with ``--output json`` the error is also printed
-as a JSON object on stdout so that scripts and agents can read it.
+as a JSON object on stdout so that scripts and agents can read it, usage errors included.
+``hosts check`` prints its results whatever happens: a host that is down carries its error,
+``exit_code`` and ``retryable`` in its row and gets one line on stderr. A host name that the
+config does not have is a usage error (exit 2): the command line is wrong, not the file.
 """
 
 from __future__ import annotations
@@ -56,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = hsub.add_parser("list", help="the hosts in the config")
     _output_arg(p)
     p = hsub.add_parser("check", help="connect to hosts in parallel and report what they have")
-    p.add_argument("names", nargs="*", metavar="NAME", help="hosts to check (default: all)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="hosts to check (default: all); a name not in the config is a usage error",
+    )
     p.add_argument("--timeout", type=float, help="connect timeout in seconds for this check")
     _output_arg(p)
     p = hsub.add_parser("import-ssh-config", help="import Host blocks from an OpenSSH config")
@@ -137,13 +145,20 @@ def cmd_hosts_check(args: argparse.Namespace) -> int:
     from .core.hostcheck import check_hosts, overall_exit_code
 
     config = cfg.load_config(args.config)
-    names = args.names or list(config.hosts)
+    names = list(dict.fromkeys(args.names)) or list(config.hosts)
     if not names:
         raise UsageError(
             f"no hosts in {config.path}", hint="add one, or run difpipe hosts import-ssh-config"
         )
-    for name in names:
-        config.host(name)  # a clear error for an unknown name before connecting anywhere
+    unknown = [name for name in names if name not in config.hosts]
+    if unknown:  # before connecting anywhere
+        raise UsageError(
+            f"no such host in {config.path}"
+            if len(unknown) == 1
+            else f"no such hosts in {config.path}: {', '.join(unknown)}",
+            host=unknown[0] if len(unknown) == 1 else None,
+            hint=f"known: {', '.join(config.hosts)}" if config.hosts else "no hosts configured",
+        )
     if args.timeout is not None:
         config = _with_connect_timeout(config, args.timeout)
     results = asyncio.run(_check(config, names, check_hosts))
@@ -158,13 +173,19 @@ def cmd_hosts_check(args: argparse.Namespace) -> int:
         Column("os", "OS/ARCH", lambda v: v or "-"),
         Column("tools", "TOOLS", _optional_tools),
         Column("free_bytes", "FREE", human_bytes, justify="right"),
-        Column("error", "ERROR", lambda v: v or ""),
     ]
+    if any(not r.reachable for r in results):
+        columns.append(Column("error", "ERROR", lambda v: v or ""))
     if args.output == "table":
         for row in rows:
             if row["os"] and row["arch"]:
                 row["os"] = f"{row['os']}/{row['arch']}"
+            if not row["reachable"]:
+                row["tools"] = None  # not known, rather than every tool missing
     emit(rows, columns, args.output)
+    for r in results:
+        if not r.reachable:
+            print(f"difpipe: error: {r.error}", file=sys.stderr)
     return overall_exit_code(results)
 
 
@@ -179,7 +200,8 @@ def _optional_tools(tools: list[str] | None) -> str:
     """The tools that vary between hosts; a basic one missing is shown as ``-name``."""
     from .core.remote import BASIC_TOOLS
 
-    tools = tools or []
+    if tools is None:
+        return "-"
     missing = [f"-{t}" for t in BASIC_TOOLS if t not in tools]
     return " ".join([*(t for t in tools if t not in BASIC_TOOLS), *missing])
 
@@ -299,9 +321,30 @@ COMMANDS = {
 }
 
 
+def _requested_output(argv: list[str]) -> str:
+    """The ``--output`` a command line asks for, read before parsing it, so that a usage
+    error is printed in the format the caller can read."""
+    output = "table"
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output"):
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        elif arg.startswith("--output="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-o"):
+            value = arg[2:].removeprefix("=")
+        else:
+            continue
+        if value in FORMATS:
+            output = value
+    return output
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    output = "table"
+    argv = sys.argv[1:] if argv is None else list(argv)
+    output = _requested_output(argv)
     try:
         args = parser.parse_args(argv)
         output = getattr(args, "output", "table")

@@ -11,6 +11,7 @@ from .events import HostChecked
 from .ssh import SSHPool
 
 LATENCY_SAMPLES = 3
+SEVERITY = (ExitCode.HOST_KEY, ExitCode.AUTH, ExitCode.CONFIG, ExitCode.REMOTE, ExitCode.NETWORK)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class HostCheckResult:
     free_bytes: int | None = None
     checked_at: float = field(default_factory=time.time)
     error: str | None = None
+    error_kind: str | None = None
     exit_code: int = 0
     retryable: bool | None = None
 
@@ -57,6 +59,7 @@ async def check_host(pool: SSHPool, name: str) -> HostCheckResult:
     except DifpipeError as err:
         result.reachable = False
         result.error = str(err)
+        result.error_kind = err.kind
         result.exit_code = int(err.exit_code)
         result.retryable = err.retryable
     pool.bus.publish(
@@ -83,4 +86,10 @@ def overall_exit_code(results: list[HostCheckResult]) -> ExitCode:
     if len(failed) < len(results):
         return ExitCode.PARTIAL
     codes = {r.exit_code for r in failed}
-    return ExitCode(codes.pop()) if len(codes) == 1 else ExitCode.PARTIAL
+    if len(codes) == 1:
+        return ExitCode(codes.pop())
+    # all down for different reasons: the most serious one decides
+    for code in SEVERITY:
+        if int(code) in codes:
+            return code
+    return ExitCode.NETWORK

@@ -69,7 +69,9 @@ PROBED_TOOLS: tuple[str, ...] = (
 )  # fmt: skip
 
 # What every POSIX host is expected to have; the rest decide the transfer strategy.
-BASIC_TOOLS: tuple[str, ...] = ("sh", "cat", "dd", "head", "tail", "stat", "mkdir", "mv", "rm", "df")
+BASIC_TOOLS: tuple[str, ...] = (
+    "sh", "cat", "dd", "head", "tail", "stat", "mkdir", "mv", "rm", "df",
+)  # fmt: skip
 
 # A constant script: no user data is ever interpolated into it.
 TOOL_PROBE = Raw(

@@ -1,0 +1,1 @@
+"""The transfer engine: plan, stream, compress, verify, checkpoint and resume, fan out."""

@@ -1,0 +1,165 @@
+"""End-to-end verification: digests of a stream, here and on a remote host.
+
+The orchestrator hashes the stream as it passes (:func:`new_hasher`); the destination hashes
+what it wrote with its own tool (:func:`digest_argv`, reading stdin), and :func:`compare` checks
+the two. Resume compares digests of a file's first N bytes on both ends
+(:func:`prefix_digest_argvs`, :func:`prefix_digest_local`); hashers are copyable so the stream
+can snapshot the digest of the prefix at every checkpoint.
+
+``blake2b`` is BLAKE2b-512, the digest ``b2sum`` prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+from ..errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
+
+DIGESTS: tuple[str, ...] = ("sha256", "blake2b", "none")
+
+#: Length in hex characters of each digest.
+HEX_LENGTH: dict[str, int] = {"sha256": 64, "blake2b": 128}
+
+_READ_SIZE = 1024 * 1024
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class NullHasher:
+    """The hasher of ``--verify none``: takes data, computes nothing."""
+
+    name = "none"
+    digest_size = 0
+
+    def update(self, data: bytes) -> None:
+        pass
+
+    def copy(self) -> NullHasher:
+        return self
+
+    def digest(self) -> bytes:
+        return b""
+
+    def hexdigest(self) -> str:
+        return ""
+
+
+def check_digest_name(name: str) -> str:
+    if name not in DIGESTS:
+        raise UsageError(f'--verify: expected one of {", ".join(DIGESTS)}, got "{name}"')
+    return name
+
+
+def new_hasher(name: str):
+    """A fresh hashlib object for ``name`` (``update``, ``copy``, ``hexdigest``)."""
+    check_digest_name(name)
+    if name == "sha256":
+        return hashlib.sha256()
+    if name == "blake2b":
+        return hashlib.blake2b(digest_size=64)
+    return NullHasher()
+
+
+def digest_argv(algo: str, tools: set[str]) -> list[str] | None:
+    """The command that prints the digest of its stdin on a host with ``tools``.
+
+    None when the host has no tool for ``algo`` (or ``algo`` is ``none``): hash the data on
+    this machine instead.
+    """
+    check_digest_name(algo)
+    if algo == "sha256":
+        if "sha256sum" in tools:
+            return ["sha256sum"]
+        if "shasum" in tools:
+            return ["shasum", "-a", "256"]
+    elif algo == "blake2b" and "b2sum" in tools:
+        return ["b2sum"]
+    return None
+
+
+def prefix_digest_argvs(path: str, n: int, algo: str, tools: set[str]) -> list[list[str]] | None:
+    """``head -c N -- PATH | <digest>``: the digest of a remote file's first ``n`` bytes.
+
+    A list of argv lists for :func:`difpipe_tui.core.remote.pipeline`; None when the host has
+    no tool for ``algo``. Like ``head``, a file shorter than ``n`` is hashed whole.
+    """
+    if n < 0:
+        raise ValueError(f"prefix length must not be negative, got {n}")
+    tool = digest_argv(algo, tools)
+    if tool is None:
+        return None
+    return [["head", "-c", str(n), "--", os.fspath(path)], tool]
+
+
+def parse_digest_output(text: str, algo: str) -> str:
+    """The digest printed by ``sha256sum`` / ``shasum`` / ``b2sum``, lower-case hex.
+
+    GNU tools prefix the line with a backslash when they escaped the file name; that is
+    accepted. Anything but one hex digest of the right length raises
+    :class:`RemoteCommandError`.
+    """
+    check_digest_name(algo)
+    fields = text.split()
+    field = fields[0].removeprefix("\\").lower() if fields else ""
+    expected = HEX_LENGTH.get(algo, 0)
+    if len(field) != expected or not _HEX.fullmatch(field):
+        shown = " ".join(text.split())[:80] or "nothing"
+        raise RemoteCommandError(
+            f"expected a {algo} digest of {expected} hex characters, got: {shown}"
+        )
+    return field
+
+
+def _short_pair(a: str, b: str) -> tuple[str, str]:
+    """Both digests cut to 16 hex characters, or further when that would not tell them apart."""
+    keep = 16
+    if a[:keep] == b[:keep]:
+        diff = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+        keep = diff + 4
+
+    def cut(digest: str) -> str:
+        return digest if len(digest) <= keep else digest[:keep] + "…"
+
+    return cut(a), cut(b)
+
+
+def compare(expected: str, actual: str, *, what: str, algo: str | None = None) -> None:
+    """Raise :class:`VerifyError` naming ``what`` unless the digests are equal.
+
+    ``expected`` is the digest of the stream sent (the source), ``actual`` the one the
+    destination computed. ``algo`` defaults to the one whose length matches.
+    """
+    expected, actual = expected.strip().lower(), actual.strip().lower()
+    if expected == actual:
+        return
+    if algo is None:
+        algo = next((a for a, n in HEX_LENGTH.items() if n == len(expected)), "digest")
+    src, dst = _short_pair(expected or "(none)", actual or "(none)")
+    raise VerifyError(f"{what}: {algo} mismatch: source {src}, destination {dst}")
+
+
+def prefix_digest_local(path: str | os.PathLike[str], n: int | None, algo: str) -> str:
+    """Hex digest of a local file's first ``n`` bytes (all of it when None or shorter)."""
+    hasher = new_hasher(algo)
+    buf = bytearray(_READ_SIZE)
+    view = memoryview(buf)
+    left = n
+    try:
+        with open(path, "rb") as f:
+            while left is None or left > 0:
+                want = _READ_SIZE if left is None else min(_READ_SIZE, left)
+                got = f.readinto(view[:want])
+                if not got:
+                    break
+                hasher.update(view[:got])
+                if left is not None:
+                    left -= got
+    except OSError as exc:
+        raise LocalIOError(f"{os.fspath(path)}: cannot read: {exc.strerror or exc}") from None
+    return hasher.hexdigest()
+
+
+def file_digest_local(path: str | os.PathLike[str], algo: str) -> str:
+    """Hex digest of a whole local file."""
+    return prefix_digest_local(path, None, algo)

@@ -1,0 +1,167 @@
+import os
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from difpipe_tui.core.errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
+from difpipe_tui.core.remote import pipeline
+from difpipe_tui.core.transfer.verify import (
+    DIGESTS,
+    compare,
+    digest_argv,
+    file_digest_local,
+    new_hasher,
+    parse_digest_output,
+    prefix_digest_argvs,
+    prefix_digest_local,
+)
+
+TOOL_OF = {"sha256": "sha256sum", "blake2b": "b2sum"}
+
+
+def needs_binary(name: str) -> None:
+    if shutil.which(name) is None:
+        pytest.skip(f"the {name} command is not installed (apt-get install -y coreutils)")
+
+
+@pytest.fixture
+def sample_file(tmp_path):
+    path = tmp_path / "it's a $file\nwith newline"
+    path.write_bytes(os.urandom(300_000))
+    return path
+
+
+def shell(line: str) -> str:
+    return subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("algo", ["sha256", "blake2b"])
+def test_hasher_matches_the_command_line_tool(algo, sample_file):
+    tool = TOOL_OF[algo]
+    needs_binary(tool)
+    expected = parse_digest_output(shell(pipeline([tool], stdin_from=sample_file)), algo)
+    h = new_hasher(algo)
+    h.update(sample_file.read_bytes())
+    assert h.hexdigest() == expected
+    assert file_digest_local(sample_file, algo) == expected
+
+
+@pytest.mark.parametrize("algo", ["sha256", "blake2b"])
+@pytest.mark.parametrize("n", [0, 1, 65_536, 1_048_577, 10_000_000])
+def test_remote_prefix_pipeline_equals_local(algo, n, sample_file):
+    needs_binary(TOOL_OF[algo])
+    argvs = prefix_digest_argvs(str(sample_file), n, algo, {"head", TOOL_OF[algo]})
+    assert argvs is not None and argvs[0][:4] == ["head", "-c", str(n), "--"]
+    remote = parse_digest_output(shell(pipeline(*argvs)), algo)
+    assert remote == prefix_digest_local(sample_file, n, algo)
+
+
+def test_prefix_pipeline_with_shasum_and_a_dash_path(tmp_path):
+    needs_binary("shasum")
+    path = tmp_path / "-n"
+    path.write_bytes(b"0123456789")
+    argvs = prefix_digest_argvs(str(path), 4, "sha256", {"shasum"})
+    assert argvs == [["head", "-c", "4", "--", str(path)], ["shasum", "-a", "256"]]
+    remote = parse_digest_output(shell(pipeline(*argvs)), "sha256")
+    assert remote == prefix_digest_local(path, 4, "sha256")
+
+
+def test_hasher_copy_snapshots_a_prefix():
+    h = new_hasher("sha256")
+    h.update(b"abc")
+    snap = h.copy()
+    h.update(b"def")
+    assert snap.hexdigest() == new_digest(b"abc")
+    assert h.hexdigest() == new_digest(b"abcdef")
+    b = new_hasher("blake2b")
+    assert b.digest_size == 64 and len(b.copy().hexdigest()) == 128
+    none = new_hasher("none")
+    none.update(b"x")
+    assert none.copy().hexdigest() == ""
+
+
+def new_digest(data: bytes) -> str:
+    h = new_hasher("sha256")
+    h.update(data)
+    return h.hexdigest()
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.binary(max_size=3000), cut=st.integers(0, 3500))
+def test_prefix_digest_local_is_head_semantics(tmp_path_factory, data, cut):
+    path = tmp_path_factory.mktemp("p") / "f"
+    path.write_bytes(data)
+    assert prefix_digest_local(path, cut, "sha256") == new_digest(data[:cut])
+
+
+def test_digest_argv_from_tools():
+    assert digest_argv("sha256", {"sha256sum", "shasum"}) == ["sha256sum"]
+    assert digest_argv("sha256", {"shasum"}) == ["shasum", "-a", "256"]
+    assert digest_argv("sha256", {"b2sum"}) is None
+    assert digest_argv("blake2b", {"b2sum"}) == ["b2sum"]
+    assert digest_argv("blake2b", {"sha256sum", "shasum"}) is None
+    assert digest_argv("none", {"sha256sum"}) is None
+    assert prefix_digest_argvs("/x", 5, "blake2b", {"sha256sum"}) is None
+    with pytest.raises(
+        UsageError, match='--verify: expected one of sha256, blake2b, none, got "md5"'
+    ):
+        digest_argv("md5", set())
+    with pytest.raises(UsageError):
+        new_hasher("md5")
+    assert DIGESTS == ("sha256", "blake2b", "none")
+
+
+SHA = "1a2b3c4d5e6f7a8b" + "0" * 48
+B2 = "ab" * 64
+
+
+@pytest.mark.parametrize(
+    ("text", "algo", "expected"),
+    [
+        (f"{SHA}  -\n", "sha256", SHA),
+        (f"{SHA.upper()}  -\n", "sha256", SHA),
+        (f"\\{SHA}  a\\\\b\n", "sha256", SHA),
+        (f"{B2}  -\n", "blake2b", B2),
+        (f"  {SHA}\n", "sha256", SHA),
+    ],
+)
+def test_parse_digest_output(text, algo, expected):
+    assert parse_digest_output(text, algo) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "algo"),
+    [("", "sha256"), (f"{B2}  -", "sha256"), (f"{SHA}  -", "blake2b"), ("zz" * 32, "sha256")],
+)
+def test_parse_digest_output_rejects(text, algo):
+    with pytest.raises(RemoteCommandError, match=f"expected a {algo} digest"):
+        parse_digest_output(text, algo)
+
+
+def test_compare():
+    compare(SHA, SHA.upper(), what="cloud:/data/f")
+    other = "9f8e7d6c5b4a3928" + "1" * 48
+    with pytest.raises(VerifyError) as err:
+        compare(SHA, other, what="cloud:/data/f")
+    assert str(err.value) == (
+        "cloud:/data/f: sha256 mismatch: source 1a2b3c4d5e6f7a8b…, destination 9f8e7d6c5b4a3928…"
+    )
+    with pytest.raises(VerifyError, match="blake2b mismatch"):
+        compare(B2, "cd" * 64, what="f")
+
+
+def test_compare_shows_enough_to_tell_digests_apart():
+    a = "0" * 40 + "a" + "0" * 23
+    b = "0" * 40 + "b" + "0" * 23
+    with pytest.raises(VerifyError) as err:
+        compare(a, b, what="f")
+    msg = str(err.value)
+    assert f"source {a[:44]}…" in msg and f"destination {b[:44]}…" in msg
+
+
+def test_prefix_digest_local_missing_file(tmp_path):
+    with pytest.raises(LocalIOError, match=r"nope: cannot read: No such file"):
+        prefix_digest_local(tmp_path / "nope", 10, "sha256")

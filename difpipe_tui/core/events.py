@@ -102,6 +102,83 @@ class RemoteCommandFinished(Event):
     duration_ms: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransferStarted(Event):
+    kind: ClassVar[str] = "transfer.start"
+    transfer_id: str
+    source: str
+    destinations: tuple[str, ...]
+    total: int | None
+    strategy: str
+    codec: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferResumed(Event):
+    kind: ClassVar[str] = "transfer.resume"
+    transfer_id: str
+    destination: str
+    offset: int
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferProgress(Event):
+    kind: ClassVar[str] = "transfer.progress"
+    transfer_id: str
+    destination: str
+    bytes: int
+    total: int | None
+    rate: float  # bytes per second, smoothed
+    eta: float | None  # seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferCheckpoint(Event):
+    kind: ClassVar[str] = "transfer.checkpoint"
+    transfer_id: str
+    destination: str
+    offset: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferRetry(Event):
+    kind: ClassVar[str] = "transfer.retry"
+    transfer_id: str
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferPaused(Event):
+    kind: ClassVar[str] = "transfer.paused"
+    transfer_id: str
+    paused: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferDestinationDone(Event):
+    kind: ClassVar[str] = "transfer.destination"
+    transfer_id: str
+    destination: str
+    status: str  # done | failed
+    bytes: int
+    digest: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferFinished(Event):
+    kind: ClassVar[str] = "transfer.done"
+    transfer_id: str
+    status: str  # done | partial | failed | interrupted
+    bytes: int
+    seconds: float
+    error: str | None = None
+
+
 Subscriber = Callable[[Event], None]
 
 

@@ -64,13 +64,13 @@ def pipeline(
 
 # Tools the transfer planner cares about, probed once per connection.
 PROBED_TOOLS: tuple[str, ...] = (
-    "sh", "cat", "dd", "head", "tail", "stat", "mkdir", "mv", "rm", "df",
+    "sh", "cat", "dd", "head", "tail", "tee", "stat", "mkdir", "mv", "rm", "df",
     "sha256sum", "shasum", "b2sum", "zstd", "lz4", "gzip", "tar", "rsync",
 )  # fmt: skip
 
 # What every POSIX host is expected to have; the rest decide the transfer strategy.
 BASIC_TOOLS: tuple[str, ...] = (
-    "sh", "cat", "dd", "head", "tail", "stat", "mkdir", "mv", "rm", "df",
+    "sh", "cat", "dd", "head", "tail", "tee", "stat", "mkdir", "mv", "rm", "df",
 )  # fmt: skip
 
 # A constant script: no user data is ever interpolated into it.

@@ -687,6 +687,15 @@ class Store:
         )
         return [_checkpoint(row) for row in rows]
 
+    def delete_checkpoint(self, transfer_id: str, destination: str) -> bool:
+        """Forget one destination's checkpoint (it landed, or its data proved wrong)."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM checkpoints WHERE transfer_id = ? AND destination = ?",
+                (transfer_id, destination),
+            )
+        return cursor.rowcount > 0
+
     def get_checkpoint(self, transfer_id: str, destination: str) -> Checkpoint | None:
         rows = self._fetch(
             "SELECT * FROM checkpoints WHERE transfer_id = ? AND destination = ?",

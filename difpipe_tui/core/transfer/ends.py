@@ -1,0 +1,554 @@
+"""The two kinds of transfer end: sources that yield bytes, sinks that land them.
+
+Remote ends run one shell pipeline each over the host's pooled SSH connection. Every stage of a
+pipeline reports its own failure on stderr with a ``difpipe-fail STAGE STATUS`` line, so a
+failure in the middle of a pipeline is never hidden by the status of its last command. Every
+path is quoted (:mod:`difpipe_tui.core.remote`).
+
+A sink writes ``NAME.difpipe-part`` and renames it over ``NAME`` only in :meth:`land`, after
+the caller has compared digests, so a destination never holds a partial file under its name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import posixpath
+import sys
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import asyncssh
+
+from ..errors import (
+    DifpipeError,
+    LocalIOError,
+    NetworkError,
+    RemoteCommandError,
+    UsageError,
+)
+from ..remote import command, quote_arg
+from ..ssh import SSHPool, classify
+from .verify import digest_argv, new_hasher, parse_digest_output
+
+PART_SUFFIX = ".difpipe-part"
+FAIL_MARK = "difpipe-fail"
+
+
+def part_path(target: str) -> str:
+    return target + PART_SUFFIX
+
+
+def _guard(line: str, stage: str) -> str:
+    """``{ LINE || echo 'difpipe-fail STAGE' $? >&2; }``: a stage that reports its failure."""
+    return f"{{ {line} || echo {FAIL_MARK} {stage} $? >&2; }}"
+
+
+def _failure(stderr: str) -> tuple[str | None, str]:
+    """The failed stage (if any) and the most telling stderr line."""
+    stage = None
+    lines = []
+    for line in stderr.splitlines():
+        if line.startswith(FAIL_MARK + " "):
+            stage = stage or line.split()[1]
+        elif line.strip():
+            lines.append(line.strip())
+    return stage, (lines[0] if lines else "")
+
+
+def _remote_error(host: str, what: str, stderr: str, status: int | None) -> DifpipeError:
+    stage, detail = _failure(stderr)
+    text = detail or f"{stage or 'command'} failed with exit status {status}"
+    low = text.lower()
+    if "no space left" in low:
+        return RemoteCommandError(f"{what}: no space left on the device", host=host, stderr=stderr)
+    if "permission denied" in low:
+        return RemoteCommandError(f"{what}: permission denied", host=host, stderr=stderr)
+    if "no such file" in low:
+        return RemoteCommandError(f"{what}: no such file or directory", host=host, stderr=stderr)
+    return RemoteCommandError(f"{what}: {text}", host=host, exit_status=status, stderr=stderr)
+
+
+# -- inspecting an end -------------------------------------------------------------------------
+
+# $1 = path. Prints one line: "file SIZE", "dir", "other" or "missing"; then "parent dir|missing".
+_INSPECT = (
+    'p=$1; if [ -d "$p" ]; then echo dir; '
+    'elif [ -f "$p" ]; then printf "file %s\\n" "$(wc -c < "$p" | tr -d " ")"; '
+    'elif [ -e "$p" ]; then echo other; else echo missing; fi; '
+    'd=$(dirname -- "$p"); if [ -d "$d" ] && [ -w "$d" ]; then echo "parent ok"; '
+    'elif [ -d "$d" ]; then echo "parent readonly"; else echo "parent missing"; fi; '
+    'df -Pk "$d" 2>/dev/null | tail -n 1 | awk \'{print "free", $4}\''
+)
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    kind: str  # file | dir | other | missing
+    size: int | None = None
+    parent: str = "ok"  # ok | readonly | missing
+    free_bytes: int | None = None
+
+
+def _parse_inspect(text: str) -> PathInfo:
+    kind, size, parent, free = "missing", None, "missing", None
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] in ("dir", "other", "missing"):
+            kind = words[0]
+        elif words[0] == "file":
+            kind = "file"
+            size = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+        elif words[0] == "parent" and len(words) > 1:
+            parent = words[1]
+        elif words[0] == "free" and len(words) > 1 and words[1].isdigit():
+            free = int(words[1]) * 1024
+    return PathInfo(kind, size, parent, free)
+
+
+async def inspect_remote(pool: SSHPool, host: str, path: str) -> PathInfo:
+    res = await pool.run(host, command("sh", "-c", _INSPECT, "sh", path), check=False)
+    return _parse_inspect(res.text)
+
+
+def inspect_local(path: str) -> PathInfo:
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        pstate = "missing"
+    else:
+        pstate = "ok" if os.access(parent, os.W_OK) else "readonly"
+    free = None
+    with contextlib.suppress(OSError):
+        st = os.statvfs(parent)
+        free = st.f_bavail * st.f_frsize
+    if os.path.isdir(path):
+        return PathInfo("dir", None, pstate, free)
+    if os.path.isfile(path):
+        return PathInfo("file", os.path.getsize(path), pstate, free)
+    if os.path.exists(path):
+        return PathInfo("other", None, pstate, free)
+    return PathInfo("missing", None, pstate, free)
+
+
+async def sample_remote(pool: SSHPool, host: str, path: str, n: int = 65536) -> bytes:
+    res = await pool.run(host, command("head", "-c", n, "--", path), check=False)
+    return res.stdout
+
+
+def sample_local(path: str, n: int = 65536) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+# -- sources -----------------------------------------------------------------------------------
+
+
+class Source:
+    """Yields the bytes of the data from ``offset`` on, possibly compressed by the remote."""
+
+    name = ""
+    compressed = False  # the bytes read are compressed by the source's own tool
+
+    async def open(self) -> None: ...
+
+    async def read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    async def finish(self) -> None:
+        """After EOF: raise if the source side failed."""
+
+    async def abort(self) -> None: ...
+
+
+class RemoteSource(Source):
+    def __init__(
+        self,
+        pool: SSHPool,
+        host: str,
+        path: str,
+        *,
+        offset: int = 0,
+        compress_argv: list[str] | None = None,
+    ):
+        self.pool, self.host, self.path, self.offset = pool, host, path, offset
+        self.compress_argv = compress_argv
+        self.compressed = compress_argv is not None
+        self.name = f"{host}:{path}"
+        self._proc: asyncssh.SSHClientProcess | None = None
+
+    def command_line(self) -> str:
+        if self.offset:
+            read = command("tail", "-c", f"+{self.offset + 1}", "--", self.path)
+        else:
+            read = command("cat", "--", self.path)
+        line = _guard(read, "read")
+        if self.compress_argv:
+            line += " | " + _guard(command(*self.compress_argv), "compress")
+        return line
+
+    async def open(self) -> None:
+        hc = await self.pool.connect(self.host)
+        try:
+            self._proc = await hc.conn.create_process(self.command_line(), encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, self.host) from exc
+        self._proc.stdin.write_eof()
+
+    async def read(self, n: int) -> bytes:
+        assert self._proc is not None
+        try:  # whole chunks: fewer, larger writes downstream
+            return await self._proc.stdout.readexactly(n)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, self.host) from exc
+
+    async def finish(self) -> None:
+        assert self._proc is not None
+        try:
+            done = await asyncio.wait_for(self._proc.wait(), 60)
+            stderr = done.stderr or b""
+        except TimeoutError as exc:
+            raise NetworkError("the source did not finish", host=self.host) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, self.host) from exc
+        text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+        status = self._proc.exit_status
+        if status is None:
+            raise NetworkError(f"{self.path}: the connection closed mid-stream", host=self.host)
+        if FAIL_MARK in text or status != 0:
+            raise _remote_error(self.host, self.path, text, status)
+
+    async def abort(self) -> None:
+        if self._proc is not None:
+            self._proc.close()
+
+
+class LocalSource(Source):
+    def __init__(self, path: str, *, offset: int = 0):
+        self.path, self.offset, self.name = path, offset, path
+        self._fh: BinaryIO | None = None
+
+    async def open(self) -> None:
+        try:
+            self._fh = open(self.path, "rb")  # noqa: ASYNC230, SIM115 - closed in finish/abort
+            self._fh.seek(self.offset)
+        except OSError as exc:
+            raise LocalIOError(f"cannot read {self.path}: {exc.strerror}") from exc
+
+    async def read(self, n: int) -> bytes:
+        assert self._fh is not None
+        try:
+            return await asyncio.to_thread(self._fh.read, n)
+        except OSError as exc:
+            raise LocalIOError(f"cannot read {self.path}: {exc.strerror}") from exc
+
+    async def finish(self) -> None:
+        await self.abort()
+
+    async def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class StdinSource(Source):
+    name = "-"
+
+    def __init__(self, stream: BinaryIO | None = None):
+        self.stream = stream or sys.stdin.buffer
+
+    async def read(self, n: int) -> bytes:
+        reader = getattr(self.stream, "read1", self.stream.read)
+        return await asyncio.to_thread(reader, n)
+
+
+# -- sinks -------------------------------------------------------------------------------------
+
+
+class Sink:
+    """Lands the data at one destination."""
+
+    name = ""
+    compressed = False  # takes compressed bytes and decompresses them itself
+    resumable = False
+
+    async def prepare(self, offset: int) -> None:
+        """Create (offset 0) or truncate to ``offset`` the part file."""
+
+    async def open(self) -> None: ...
+
+    async def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def finish(self) -> str | None:
+        """Close the stream; the digest the destination computed of what it wrote, if any."""
+        return None
+
+    async def full_digest(self, algo: str) -> str | None:
+        """The digest of the whole part file, computed by the destination."""
+        return None
+
+    async def prefix_digest(self, n: int, algo: str) -> str | None:
+        return None
+
+    async def part_size(self) -> int | None:
+        return None
+
+    async def land(self, overwrite: bool) -> None: ...
+
+    async def discard(self) -> None:
+        """Remove the part file (a transfer that starts over, or one that failed verification)."""
+
+    async def abort(self) -> None: ...
+
+
+class RemoteSink(Sink):
+    resumable = True
+
+    def __init__(
+        self,
+        pool: SSHPool,
+        host: str,
+        target: str,
+        *,
+        algo: str,
+        tools: set[str],
+        decompress_argv: list[str] | None = None,
+    ):
+        self.pool, self.host, self.target = pool, host, target
+        self.part = part_path(target)
+        self.algo, self.tools = algo, tools
+        self.decompress_argv = decompress_argv
+        self.compressed = decompress_argv is not None
+        self.digest_argv = digest_argv(algo, tools) if algo != "none" else None
+        self.name = f"{host}:{target}"
+        self._append = False
+        self._proc: asyncssh.SSHClientProcess | None = None
+
+    async def _run(self, line: str, what: str) -> str:
+        res = await self.pool.run(self.host, line, check=False)
+        if not res.ok or FAIL_MARK in res.stderr.decode(errors="replace"):
+            raise _remote_error(
+                self.host, what, res.stderr.decode(errors="replace"), res.exit_status
+            )
+        return res.text
+
+    async def prepare(self, offset: int) -> None:
+        if offset:
+            line = _guard(
+                command(
+                    "dd", "if=/dev/null", f"of={self.part}", "bs=1", f"seek={offset}", "count=0"
+                )
+                + " 2>/dev/null",
+                "truncate",
+            )
+        else:
+            line = "umask 077; " + _guard(": > " + quote_arg(self.part), "create")
+        await self._run(line, self.target)
+        self._append = offset > 0
+
+    def command_line(self) -> str:
+        stages = []
+        if self.decompress_argv:
+            stages.append(_guard(command(*self.decompress_argv), "decompress"))
+        if self.digest_argv:
+            tee = ["tee", "-a", "--", self.part] if self._append else ["tee", "--", self.part]
+            stages.append(_guard(command(*tee), "write"))
+            stages.append(command(*self.digest_argv))
+        else:
+            redirect = " >> " if self._append else " > "
+            stages.append(_guard("cat" + redirect + quote_arg(self.part), "write"))
+        return " | ".join(stages)
+
+    async def open(self) -> None:
+        hc = await self.pool.connect(self.host)
+        try:
+            self._proc = await hc.conn.create_process(self.command_line(), encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, self.host) from exc
+
+    async def write(self, data: bytes) -> None:
+        assert self._proc is not None
+        try:
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (asyncssh.Error, OSError, BrokenPipeError) as exc:
+            await self._raise_from_stderr(exc)
+
+    async def _raise_from_stderr(self, exc: BaseException) -> None:
+        text = ""
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                text = (await asyncio.wait_for(self._proc.stderr.read(), 5)).decode(
+                    errors="replace"
+                )
+        if text.strip():
+            raise _remote_error(self.host, self.target, text, None) from exc
+        raise classify(exc, self.host) from exc
+
+    async def finish(self) -> str | None:
+        assert self._proc is not None
+        try:
+            self._proc.stdin.write_eof()
+            done = await asyncio.wait_for(self._proc.wait(), 300)
+            out = done.stdout or b""
+            err = done.stderr or b""
+        except TimeoutError as exc:
+            raise NetworkError(
+                f"{self.target}: the destination did not finish", host=self.host
+            ) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc, self.host) from exc
+        text = err.decode(errors="replace")
+        if self._proc.exit_status is None:
+            raise NetworkError(f"{self.target}: the connection closed mid-stream", host=self.host)
+        if FAIL_MARK in text or self._proc.exit_status != 0:
+            raise _remote_error(self.host, self.target, text, self._proc.exit_status)
+        if self.digest_argv:
+            return parse_digest_output(out.decode(errors="replace"), self.algo)
+        return None
+
+    async def full_digest(self, algo: str) -> str | None:
+        argv = digest_argv(algo, self.tools)
+        if argv is None:
+            return None
+        text = await self._run(command(*argv) + " < " + quote_arg(self.part), self.target)
+        return parse_digest_output(text, algo)
+
+    async def prefix_digest(self, n: int, algo: str) -> str | None:
+        argv = digest_argv(algo, self.tools)
+        if argv is None:
+            return None
+        line = command("head", "-c", n, "--", self.part) + " | " + command(*argv)
+        return parse_digest_output(await self._run(line, self.target), algo)
+
+    async def part_size(self) -> int | None:
+        info = await inspect_remote(self.pool, self.host, self.part)
+        return info.size if info.kind == "file" else None
+
+    async def land(self, overwrite: bool) -> None:
+        if overwrite:
+            line = _guard(command("mv", "-f", "--", self.part, self.target), "rename")
+        else:  # ln fails when the name exists: an atomic no-clobber rename
+            line = _guard(
+                command("ln", "--", self.part, self.target)
+                + " && "
+                + command("rm", "-f", "--", self.part),
+                "rename",
+            )
+        await self._run(line, self.target)
+
+    async def discard(self) -> None:
+        with contextlib.suppress(DifpipeError):
+            await self.pool.run(self.host, command("rm", "-f", "--", self.part), check=False)
+
+    async def abort(self) -> None:
+        if self._proc is not None:
+            self._proc.close()
+
+
+class LocalSink(Sink):
+    resumable = True
+
+    def __init__(self, target: str, *, algo: str):
+        self.target, self.part, self.algo = target, part_path(target), algo
+        self.name = target
+        self._fh: BinaryIO | None = None
+        self._hasher = new_hasher(algo)
+
+    async def prepare(self, offset: int) -> None:
+        try:
+            fd = os.open(self.part, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            self._fh = os.fdopen(fd, "wb")
+        except OSError as exc:
+            raise LocalIOError(f"cannot write {self.part}: {exc.strerror}") from exc
+
+    async def write(self, data: bytes) -> None:
+        assert self._fh is not None
+        try:
+            await asyncio.to_thread(self._fh.write, data)
+        except OSError as exc:
+            raise LocalIOError(f"cannot write {self.target}: {exc.strerror}") from exc
+        self._hasher.update(data)
+
+    async def finish(self) -> str | None:
+        assert self._fh is not None
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        except OSError as exc:
+            raise LocalIOError(f"cannot write {self.target}: {exc.strerror}") from exc
+        self._fh = None
+        return None if self.algo == "none" else self._hasher.hexdigest()
+
+    async def full_digest(self, algo: str) -> str | None:
+        from .verify import file_digest_local
+
+        return await asyncio.to_thread(file_digest_local, self.part, algo)
+
+    async def prefix_digest(self, n: int, algo: str) -> str | None:
+        from .verify import prefix_digest_local
+
+        return await asyncio.to_thread(prefix_digest_local, self.part, n, algo)
+
+    async def part_size(self) -> int | None:
+        try:
+            return os.path.getsize(self.part)
+        except OSError:
+            return None
+
+    async def land(self, overwrite: bool) -> None:
+        try:
+            if overwrite:
+                os.replace(self.part, self.target)
+            else:
+                os.link(self.part, self.target)
+                os.unlink(self.part)
+        except FileExistsError as exc:
+            raise LocalIOError(f"{self.target} exists (--no-overwrite)") from exc
+        except OSError as exc:
+            raise LocalIOError(f"cannot rename into {self.target}: {exc.strerror}") from exc
+
+    async def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.part)
+
+    async def abort(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+
+
+class StdoutSink(Sink):
+    name = "-"
+
+    def __init__(self, stream: BinaryIO | None = None):
+        self.stream = stream or sys.stdout.buffer
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await asyncio.to_thread(self.stream.write, data)
+        except BrokenPipeError as exc:
+            raise LocalIOError("stdout closed before the end of the data") from exc
+
+    async def finish(self) -> str | None:
+        await asyncio.to_thread(self.stream.flush)
+        return None
+
+
+def resolve_target(dest_path: str, info: PathInfo, source_name: str, *, remote: bool) -> str:
+    """``dest/`` or an existing directory receives the source's base name."""
+    join = posixpath.join if remote else os.path.join
+    if info.kind == "dir" or dest_path.endswith("/"):
+        if not source_name:
+            raise UsageError(f"{dest_path}: a directory needs a file name for data from stdin")
+        return join(dest_path, source_name)
+    return dest_path

@@ -1,0 +1,639 @@
+"""Running copies: plan, resume from checkpoints, relay, verify, land, retry.
+
+A transfer is recorded in the store before its first byte moves, and every checkpoint is
+committed as soon as a destination has passed it, so a killed orchestrator (or a cut link)
+resumes where the data is. Resuming compares the digest of the first N bytes on both ends; a
+prefix that differs starts that destination over and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..config import Config
+from ..errors import DifpipeError, ExitCode, UsageError, VerifyError
+from ..events import (
+    EventBus,
+    TransferCheckpoint,
+    TransferDestinationDone,
+    TransferFinished,
+    TransferPaused,
+    TransferProgress,
+    TransferResumed,
+    TransferRetry,
+    TransferStarted,
+)
+from ..remote import command
+from ..ssh import RetryPolicy, SSHPool
+from ..store import Checkpoint, Store, new_transfer_id
+from .codecs import get_codec, make_compressor, make_decompressor
+from .ends import (
+    LocalSink,
+    LocalSource,
+    RemoteSink,
+    RemoteSource,
+    Sink,
+    Source,
+    StdinSource,
+    StdoutSink,
+)
+from .job import CopyJob, CopyResult, DestinationResult, job_from_mapping
+from .plan import DestinationPlan, Plan, make_plan
+from .ratelimit import TokenBucket
+from .stream import Relay, SinkState
+from .verify import compare, parse_digest_output, prefix_digest_argvs, prefix_digest_local
+
+PROGRESS_EVERY = 0.25  # seconds between progress events per destination
+RETRY = RetryPolicy(attempts=4, base_delay=1.0, max_delay=30.0)
+
+
+class TransferHandle:
+    """A running transfer: pause, resume, cancel, wait for its result."""
+
+    def __init__(self, transfer_id: str, runner: _Runner):
+        self.id = transfer_id
+        self._runner = runner
+        self._task: asyncio.Task[CopyResult] | None = None
+
+    def pause(self) -> None:
+        self._runner.set_paused(True)
+
+    def resume(self) -> None:
+        self._runner.set_paused(False)
+
+    def cancel(self, reason: str = "interrupted") -> None:
+        self._runner.stop(reason)
+
+    @property
+    def paused(self) -> bool:
+        return self._runner.paused
+
+    async def wait(self) -> CopyResult:
+        assert self._task is not None
+        return await self._task
+
+
+class TransferEngine:
+    def __init__(self, config: Config, *, pool: SSHPool, store: Store, bus: EventBus | None = None):
+        self.config = config
+        self.pool = pool
+        self.store = store
+        self.bus = bus or pool.bus
+
+    async def analyze(self, job: CopyJob) -> Plan:
+        return await make_plan(job, self.config, self.pool)
+
+    def job_for_resume(self, transfer_id: str) -> CopyJob:
+        record = self.store.get_transfer(transfer_id)
+        if record is None:
+            raise UsageError(f"no transfer with id {transfer_id}", hint="difpipe checkpoints list")
+        return job_from_mapping(record.spec, what=f"transfer {transfer_id}")
+
+    async def start(
+        self,
+        job: CopyJob,
+        *,
+        resume_id: str | None = None,
+        stdin: BinaryIO | None = None,
+        stdout: BinaryIO | None = None,
+    ) -> TransferHandle:
+        if job.encrypt:
+            raise UsageError("--encrypt is not available for copies in this version")
+        if job.parallel > 1:
+            raise UsageError("--parallel is not available in this version")
+        plan = await make_plan(job, self.config, self.pool)
+        record = None
+        note = ""
+        if resume_id:
+            record = self.store.get_transfer(resume_id)
+            if record is None:
+                raise UsageError(
+                    f"no transfer with id {resume_id}", hint="difpipe checkpoints list"
+                )
+        elif not plan.source.endpoint.is_stdio:
+            record = self.store.find_resumable(job.key())
+            if record is not None:
+                note = f"found the unfinished transfer {record.id} of the same job"
+        if record is None:
+            record = self.store.create_transfer(
+                source=job.source,
+                destinations=list(job.destinations),
+                spec=job.to_dict(),
+                spec_key=job.key(),
+                total_bytes=plan.source.size,
+                transfer_id=new_transfer_id(),
+            )
+        else:
+            record = self.store.update_transfer(
+                record.id, status="running", total_bytes=plan.source.size, error=None
+            )
+        runner = _Runner(self, plan, record.id, stdin=stdin, stdout=stdout, note=note)
+        handle = TransferHandle(record.id, runner)
+        handle._task = asyncio.create_task(runner.run(), name=f"transfer {record.id}")
+        return handle
+
+    async def copy(self, job: CopyJob, **kw: object) -> CopyResult:
+        handle = await self.start(job, **kw)  # type: ignore[arg-type]
+        return await handle.wait()
+
+
+@dataclass
+class _Dest:
+    plan: DestinationPlan
+    result: DestinationResult
+    sink: Sink | None = None
+    offset: int = 0
+    last_progress: float = 0.0
+    rate: float = 0.0
+    rate_mark: tuple[float, int] = (0.0, 0)
+
+
+class _Runner:
+    def __init__(
+        self,
+        engine: TransferEngine,
+        plan: Plan,
+        transfer_id: str,
+        *,
+        stdin: BinaryIO | None,
+        stdout: BinaryIO | None,
+        note: str,
+    ):
+        self.engine, self.plan, self.id = engine, plan, transfer_id
+        self.job = plan.job
+        self.pool, self.store, self.bus = engine.pool, engine.store, engine.bus
+        self.stdin, self.stdout = stdin, stdout
+        self.note = note
+        self.paused = False
+        self._stop_reason: str | None = None
+        self._relay: Relay | None = None
+        self.started = time.monotonic()
+        self.dests = [_Dest(d, DestinationResult(destination=d.label)) for d in plan.destinations]
+        self.limiter = TokenBucket(self.job.rate_limit) if self.job.rate_limit else None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        if self._relay is not None:
+            self._relay.pause() if paused else self._relay.resume()
+        self.bus.publish(TransferPaused(transfer_id=self.id, paused=paused))
+
+    def stop(self, reason: str) -> None:
+        self._stop_reason = reason
+        if self._relay is not None:
+            self._relay.stop()
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self) -> CopyResult:
+        plan = self.plan
+        self.bus.publish(
+            TransferStarted(
+                transfer_id=self.id,
+                source=self.job.source,
+                destinations=tuple(self.job.destinations),
+                total=plan.source.size,
+                strategy=plan.strategy,
+                codec=plan.codec.codec,
+                reason=plan.codec.reason,
+            )
+        )
+        for d in self.dests:
+            if d.plan.problem is not None:
+                self._fail(d, d.plan.problem)
+        if self.job.fail_fast and any(d.result.status == "failed" for d in self.dests):
+            return self._finish()
+        attempt = 0
+        while True:
+            todo = [d for d in self.dests if d.result.status == "pending"]
+            if not todo or self._stop_reason:
+                break
+            attempt += 1
+            try:
+                await self._attempt(todo)
+            except DifpipeError as err:
+                for d in todo:
+                    if d.result.status == "pending":
+                        d.result.error, d.result.exit_code = str(err), int(err.exit_code)
+                if (
+                    not err.retryable
+                    or attempt > self.job.retries
+                    or self.plan.source.endpoint.is_stdio
+                ):
+                    for d in todo:
+                        if d.result.status == "pending":
+                            self._fail(d, err)
+                    break
+                await self._backoff(attempt, str(err))
+                continue
+            retryable = [
+                d for d in todo if d.result.status == "retry" and attempt <= self.job.retries
+            ]
+            for d in todo:
+                if d.result.status == "retry":
+                    if d in retryable:
+                        d.result.status = "pending"
+                    else:
+                        d.result.status = "failed"
+            if not retryable:
+                break
+            await self._backoff(attempt, retryable[0].result.error or "")
+        return self._finish()
+
+    async def _backoff(self, attempt: int, reason: str) -> None:
+        delay = RETRY.delay(attempt)
+        self.bus.publish(
+            TransferRetry(transfer_id=self.id, attempt=attempt, delay=delay, reason=reason)
+        )
+        await asyncio.sleep(delay)
+
+    async def _attempt(self, todo: list[_Dest]) -> None:
+        start = await self._resume_offsets(todo)
+        for d in todo:
+            d.sink = self._make_sink(d)
+            d.offset = start
+            d.rate_mark = (time.monotonic(), start)
+        # prepare every destination (permission problems show here, before any data moves)
+        live = []
+        for d, outcome in zip(
+            todo,
+            await asyncio.gather(*(self._prepare(d, start) for d in todo), return_exceptions=True),
+            strict=True,
+        ):
+            if isinstance(outcome, DifpipeError):
+                self._fail(d, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                live.append(d)
+        if not live:
+            return
+        if self.job.fail_fast and len(live) < len(todo):
+            for d in live:
+                await self._discard(d)
+                self._fail(d, DifpipeError("stopped: another destination failed (--fail-fast)"))
+            return
+        source = self._make_source(start)
+        await source.open()
+        for d in live:
+            assert d.sink is not None
+            await d.sink.open()
+        relay = Relay(
+            source,
+            [d.sink for d in live if d.sink is not None],
+            start=start,
+            algo=self.job.verify,
+            decompressor=make_decompressor(self.plan.codec.codec, what=self.job.source)
+            if source.compressed
+            else None,
+            compressor=self._local_compressor(live),
+            buffer=self.job.buffer,
+            limiter=self.limiter,
+            checkpoint_interval=self.job.checkpoint_interval,
+            fail_fast=self.job.fail_fast,
+            on_progress=self._progress,
+            on_checkpoint=self._checkpoint,
+        )
+        self._relay = relay
+        if self.paused:
+            relay.pause()
+        if self._stop_reason:
+            relay.stop()
+        try:
+            outcome = await relay.run()
+        except BaseException:
+            await source.abort()
+            for d in live:
+                if d.sink is not None:
+                    await d.sink.abort()
+            raise
+        finally:
+            self._relay = None
+        by_sink = {id(st.sink): st for st in outcome.states}
+        if outcome.stopped:
+            await source.abort()
+            await self._save_stop_checkpoints(live, by_sink, outcome.offset, relay, start)
+            return
+        if not outcome.eof:  # every destination failed before the end: nothing to land
+            await source.abort()
+            for d in live:
+                await self._after_error(d, by_sink[id(d.sink)].error or DifpipeError("stopped"))
+            return
+        await source.finish()
+        total = self.plan.source.size
+        if total is not None and outcome.offset != total:
+            raise VerifyError(
+                f"{self.job.source}: the source changed size while it was read"
+                f" ({total} bytes expected, {outcome.offset} read)",
+                hint="copy it again once it stops changing",
+            )
+        await asyncio.gather(
+            *(
+                self._complete(d, by_sink[id(d.sink)], outcome.digest, start, outcome.offset)
+                for d in live
+            )
+        )
+
+    async def _prepare(self, d: _Dest, start: int) -> None:
+        assert d.sink is not None
+        await d.sink.prepare(start)
+
+    async def _complete(
+        self, d: _Dest, st: SinkState, digest: str | None, start: int, end: int
+    ) -> None:
+        assert d.sink is not None
+        if st.error is not None:
+            await self._after_error(d, st.error)
+            return
+        try:
+            dest_digest = await d.sink.finish()
+            what = d.plan.label
+            if self.job.verify != "none" and digest is not None:
+                if dest_digest is not None:
+                    compare(digest, dest_digest, what=what, algo=self.job.verify)
+                if start > 0:
+                    dest_digest = await d.sink.full_digest(self.job.verify)
+                else:
+                    dest_digest = dest_digest or digest
+            await d.sink.land(self.job.overwrite)
+        except DifpipeError as err:
+            if isinstance(err, VerifyError):
+                await self._discard(d)
+                self.store.delete_checkpoint(self.id, d.plan.label)
+            await self._after_error(d, err)
+            return
+        d.result.status = "done"
+        d.result.bytes = end
+        d.result.digest = dest_digest
+        d.result.error, d.result.exit_code = None, 0
+        d.result.resumed_from = start
+        self.bus.publish(
+            TransferDestinationDone(
+                transfer_id=self.id,
+                destination=d.plan.label,
+                status="done",
+                bytes=end,
+                digest=dest_digest,
+            )
+        )
+
+    async def _after_error(self, d: _Dest, err: DifpipeError) -> None:
+        if err.retryable and d.sink is not None and d.sink.resumable:
+            d.result.status = "retry"
+            d.result.error, d.result.exit_code = str(err), int(err.exit_code)
+            return
+        self._fail(d, err)
+
+    def _fail(self, d: _Dest, err: DifpipeError) -> None:
+        d.result.status = "failed"
+        d.result.error = str(err)
+        d.result.exit_code = int(err.exit_code) if err.exit_code else int(ExitCode.INTERNAL)
+        self.bus.publish(
+            TransferDestinationDone(
+                transfer_id=self.id,
+                destination=d.plan.label,
+                status="failed",
+                bytes=d.offset,
+                error=str(err),
+            )
+        )
+
+    async def _discard(self, d: _Dest) -> None:
+        if d.sink is not None:
+            await d.sink.discard()
+
+    async def _save_stop_checkpoints(
+        self,
+        live: list[_Dest],
+        by_sink: dict[int, SinkState],
+        offset: int,
+        relay: Relay,
+        start: int,
+    ) -> None:
+        """After a requested stop every writer has drained: checkpoint the exact offset."""
+        digest = relay.prefix_digest() if start == 0 and self.job.verify != "none" else ""
+        for d in live:
+            st = by_sink[id(d.sink)]
+            if st.error is not None or d.sink is None:
+                continue
+            with contextlib.suppress(DifpipeError):
+                await d.sink.finish()
+            if d.sink.resumable:
+                self._checkpoint(d.sink, st.written, digest if st.written == offset else "")
+            d.result.status = "interrupted"
+            d.result.bytes = st.written
+
+    # -- resume --------------------------------------------------------------------------------
+
+    async def _resume_offsets(self, todo: list[_Dest]) -> int:
+        """The offset every destination in ``todo`` continues from (0: from the start)."""
+        if self.plan.source.endpoint.is_stdio:
+            return 0
+        saved = {cp.destination: cp for cp in self.store.get_checkpoints(self.id)}
+        offsets = []
+        for d in todo:
+            cp = saved.get(d.plan.label)
+            sink = self._make_sink(d)
+            if cp is None or cp.offset <= 0 or not sink.resumable:
+                offsets.append(0)
+                continue
+            size = await sink.part_size()
+            n = min(cp.offset, size or 0)
+            ok = n > 0 and await self._prefix_matches(sink, n, cp)
+            if ok:
+                offsets.append(n)
+                self.bus.publish(
+                    TransferResumed(
+                        transfer_id=self.id, destination=d.plan.label, offset=n, note=self.note
+                    )
+                )
+            else:
+                offsets.append(0)
+                why = (
+                    "no part file left"
+                    if not size
+                    else "the data already there does not match the source; starting over"
+                )
+                self.bus.publish(
+                    TransferResumed(
+                        transfer_id=self.id, destination=d.plan.label, offset=0, note=why
+                    )
+                )
+        return min(offsets) if offsets else 0
+
+    async def _prefix_matches(self, sink: Sink, n: int, cp: Checkpoint) -> bool:
+        algo = cp.digest_algo if cp.digest_algo in ("sha256", "blake2b") else "sha256"
+        try:
+            dest = await sink.prefix_digest(n, algo)
+            src = await self._source_prefix_digest(n, algo)
+        except DifpipeError:
+            return False
+        if dest is None:
+            return False
+        if src is None:  # the source cannot hash: trust the recorded digest of the same prefix
+            return bool(cp.prefix_digest) and n == cp.offset and cp.prefix_digest == dest
+        return src == dest and (not cp.prefix_digest or n != cp.offset or cp.prefix_digest == src)
+
+    async def _source_prefix_digest(self, n: int, algo: str) -> str | None:
+        ep = self.plan.source.endpoint
+        if ep.is_remote:
+            argvs = prefix_digest_argvs(ep.path, n, algo, self.plan.source.tools)
+            if argvs is None:
+                return None
+            assert ep.host is not None
+            res = await self.pool.run(ep.host, " | ".join(command(*a) for a in argvs))
+            return parse_digest_output(res.text, algo)
+        return await asyncio.to_thread(prefix_digest_local, ep.path, n, algo)
+
+    # -- ends ----------------------------------------------------------------------------------
+
+    def _make_source(self, offset: int) -> Source:
+        ep = self.plan.source.endpoint
+        codec = self.plan.codec
+        if ep.is_remote:
+            assert ep.host is not None
+            argv = (
+                get_codec(codec.codec).compress_argv(codec.level)
+                if codec.source_compresses
+                else None
+            )
+            return RemoteSource(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
+        if ep.is_stdio:
+            return StdinSource(self.stdin)
+        return LocalSource(ep.path, offset=offset)
+
+    def _make_sink(self, d: _Dest) -> Sink:
+        ep = d.plan.endpoint
+        codec = self.plan.codec
+        if ep.is_remote:
+            assert ep.host is not None
+            argv = (
+                get_codec(codec.codec).decompress_argv() if codec.destination_decompresses else None
+            )
+            return RemoteSink(
+                self.pool,
+                ep.host,
+                d.plan.target,
+                algo=self.job.verify,
+                tools=d.plan.tools,
+                decompress_argv=argv,
+            )
+        if ep.is_stdio:
+            return StdoutSink(self.stdout)
+        return LocalSink(d.plan.target, algo=self.job.verify)
+
+    def _local_compressor(self, live: list[_Dest]):
+        codec = self.plan.codec
+        if codec.where == "local-compress" and any(d.sink and d.sink.compressed for d in live):
+            return make_compressor(codec.codec, codec.level)
+        return None
+
+    # -- events and checkpoints ----------------------------------------------------------------
+
+    def _dest_for(self, sink: Sink) -> _Dest:
+        return next(d for d in self.dests if d.sink is sink)
+
+    def _progress(self, sink: Sink, offset: int) -> None:
+        d = self._dest_for(sink)
+        d.offset = offset
+        now = time.monotonic()
+        if now - d.last_progress < PROGRESS_EVERY:
+            return
+        t0, b0 = d.rate_mark
+        if now > t0:
+            inst = (offset - b0) / (now - t0)
+            d.rate = inst if d.rate == 0 else 0.7 * d.rate + 0.3 * inst
+        d.rate_mark = (now, offset)
+        d.last_progress = now
+        total = self.plan.source.size
+        eta = (total - offset) / d.rate if total is not None and d.rate > 0 else None
+        self.bus.publish(
+            TransferProgress(
+                transfer_id=self.id,
+                destination=d.plan.label,
+                bytes=offset,
+                total=total,
+                rate=round(d.rate, 1),
+                eta=None if eta is None else round(eta, 1),
+            )
+        )
+
+    def _checkpoint(self, sink: Sink, offset: int, digest: str) -> None:
+        if not sink.resumable or self.plan.source.endpoint.is_stdio:
+            return
+        d = self._dest_for(sink)
+        if self._relay is not None and self._relay.start > 0:
+            digest = ""  # the stream's hash covers only this run's bytes
+        self.store.save_checkpoint(
+            Checkpoint(
+                transfer_id=self.id,
+                destination=d.plan.label,
+                offset=offset,
+                total=self.plan.source.size,
+                prefix_digest=digest,
+                digest_algo=self.job.verify,
+            )
+        )
+        self.store.update_transfer(self.id, bytes_done=offset)
+        self.bus.publish(
+            TransferCheckpoint(transfer_id=self.id, destination=d.plan.label, offset=offset)
+        )
+
+    def _finish(self) -> CopyResult:
+        results = [d.result for d in self.dests]
+        for r in results:
+            if r.status in ("pending", "retry"):
+                r.status = "failed"
+        done = [r for r in results if r.status == "done"]
+        if self._stop_reason and not all(r.status == "done" for r in results):
+            status = "interrupted"
+        elif len(done) == len(results):
+            status = "done"
+        elif done:
+            status = "partial"
+        else:
+            status = "failed"
+        seconds = time.monotonic() - self.started
+        moved = max((r.bytes for r in results), default=0)
+        digest = next((r.digest for r in done if r.digest), None)
+        result = CopyResult(
+            transfer_id=self.id,
+            source=self.job.source,
+            status=status,
+            bytes=moved,
+            total=self.plan.source.size,
+            seconds=round(seconds, 3),
+            strategy=self.plan.strategy,
+            codec=self.plan.codec.codec,
+            codec_reason=self.plan.codec.reason,
+            verify=self.job.verify,
+            digest=digest,
+            resumed_from=min((r.resumed_from for r in done), default=0),
+            destinations=results,
+        )
+        error = next((r.error for r in results if r.error), None)
+        store_status = {"done": "done", "partial": "partial", "failed": "failed"}.get(
+            status, "interrupted"
+        )
+        self.store.update_transfer(
+            self.id,
+            status=store_status,
+            bytes_done=moved,
+            digest=digest,
+            error=error,
+            result=result.to_dict(),
+        )
+        if status == "done":
+            for r in results:
+                self.store.delete_checkpoint(self.id, r.destination)
+        self.bus.publish(
+            TransferFinished(
+                transfer_id=self.id, status=status, bytes=moved, seconds=result.seconds, error=error
+            )
+        )
+        return result

@@ -1,0 +1,211 @@
+"""The relay: one read of the source, many destinations written concurrently, with backpressure.
+
+Each destination has a writer task and a bounded queue. The reader waits whenever a queue is
+full, so memory stays bounded by ``buffer`` per destination whatever the file size, and a
+slow destination paces the stream instead of filling RAM. A destination that fails is dropped
+and the others go on (unless ``fail_fast``).
+
+The relay hashes the raw bytes of the stream (after decompressing what a remote compressed)
+and snapshots the digest every ``checkpoint_interval`` bytes. A checkpoint is reported for a
+destination once its writer has passed that offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import DifpipeError, NetworkError
+from .codecs import Transformer
+from .ends import Sink, Source
+from .ratelimit import TokenBucket
+from .verify import new_hasher
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class SinkState:
+    sink: Sink
+    queue: asyncio.Queue[tuple[int, bytes] | None]
+    written: int  # raw offset written so far
+    error: DifpipeError | None = None
+    checkpoints_done: int = 0
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class RelayOutcome:
+    offset: int  # raw offset reached
+    wire_bytes: int
+    digest: str | None  # of the raw bytes relayed in this run (from the start offset)
+    stopped: bool  # stopped on request before the end of the data
+    eof: bool  # the whole source was read
+    states: list[SinkState] = field(default_factory=list)
+
+
+class Relay:
+    def __init__(
+        self,
+        source: Source,
+        sinks: list[Sink],
+        *,
+        start: int,
+        algo: str,
+        decompressor: Transformer | None = None,
+        compressor: Transformer | None = None,
+        buffer: int = 16 * CHUNK,
+        chunk: int = CHUNK,
+        limiter: TokenBucket | None = None,
+        checkpoint_interval: int = 64 * CHUNK,
+        fail_fast: bool = False,
+        on_progress: Callable[[Sink, int], None] | None = None,
+        on_checkpoint: Callable[[Sink, int, str], None] | None = None,
+    ):
+        self.source = source
+        self.start = start
+        self.algo = algo
+        self.decompressor = decompressor
+        self.compressor = compressor
+        self.chunk = chunk
+        self.limiter = limiter
+        self.interval = checkpoint_interval
+        self.fail_fast = fail_fast
+        self.on_progress = on_progress
+        self.on_checkpoint = on_checkpoint
+        depth = max(2, buffer // chunk)
+        self.states = [SinkState(s, asyncio.Queue(maxsize=depth), start) for s in sinks]
+        self.running = asyncio.Event()
+        self.running.set()
+        self._stop = False
+        self._pending: list[tuple[int, str]] = []  # (offset, prefix digest) snapshots
+        self._hasher = new_hasher(algo)
+        self.offset = start
+        self.wire_bytes = 0
+
+    # -- control -------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def stop(self) -> None:
+        """End the stream after the current chunk, landing nothing; writers drain first."""
+        self._stop = True
+        self.running.set()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> RelayOutcome:
+        for st in self.states:
+            st.task = asyncio.create_task(self._writer(st), name=f"write {st.sink.name}")
+        stopped = eof = False
+        try:
+            while True:
+                await self.running.wait()
+                if self._stop:
+                    stopped = True
+                    break
+                wire = await self.source.read(self.chunk)
+                if not wire:
+                    eof = True
+                    break
+                self.wire_bytes += len(wire)
+                if self.limiter is not None:
+                    await self.limiter.take(len(wire))
+                raw = self.decompressor.feed(wire) if self.decompressor else wire
+                await self._emit(raw, wire)
+                if not any(st.alive for st in self.states):
+                    break
+            if eof:
+                tail_raw = self.decompressor.flush() if self.decompressor else b""
+                await self._emit(tail_raw, b"", final=True)
+            for st in self.states:
+                if st.alive:
+                    await st.queue.put(None)
+            await asyncio.gather(*(st.task for st in self.states if st.task))
+        except BaseException:
+            for st in self.states:
+                if st.task is not None:
+                    st.task.cancel()
+            raise
+        digest = None if self.algo == "none" else self._hasher.hexdigest()
+        return RelayOutcome(self.offset, self.wire_bytes, digest, stopped, eof, self.states)
+
+    def prefix_digest(self) -> str:
+        """The digest of the raw bytes relayed in this run so far."""
+        return self._hasher.copy().hexdigest()
+
+    async def _emit(self, raw: bytes, wire: bytes, *, final: bool = False) -> None:
+        if raw:
+            self._hasher.update(raw)
+            self.offset += len(raw)
+        compressed = None
+        if self.compressor is not None:
+            compressed = self.compressor.feed(raw) if raw else b""
+            if final:
+                compressed += self.compressor.flush()
+        elif self.source.compressed:
+            compressed = wire
+        if (
+            self.interval
+            and self.offset - self.start >= (len(self._pending) + 1) * self.interval
+            and self.algo != "none"
+        ):
+            self._pending.append((self.offset, self._hasher.copy().hexdigest()))
+        for st in self.states:
+            if not st.alive:
+                continue
+            payload = compressed if st.sink.compressed else raw
+            if payload:
+                await st.queue.put((self.offset, payload))
+            elif final:
+                await st.queue.put((self.offset, b""))
+
+    async def _writer(self, st: SinkState) -> None:
+        while True:
+            item = await st.queue.get()
+            if item is None:
+                return
+            end, payload = item
+            if not st.alive:
+                continue
+            try:
+                if payload:
+                    await st.sink.write(payload)
+            except DifpipeError as err:
+                st.error = err
+                await st.sink.abort()
+                if self.fail_fast:
+                    self.stop()
+                self._drain(st)
+                return
+            except (ConnectionError, OSError) as exc:
+                st.error = NetworkError(f"{st.sink.name}: {exc}")
+                await st.sink.abort()
+                self._drain(st)
+                return
+            st.written = end
+            if self.on_progress is not None:
+                self.on_progress(st.sink, end)
+            while st.checkpoints_done < len(self._pending):
+                offset, digest = self._pending[st.checkpoints_done]
+                if offset > end:
+                    break
+                st.checkpoints_done += 1
+                if self.on_checkpoint is not None:
+                    self.on_checkpoint(st.sink, offset, digest)
+
+    def _drain(self, st: SinkState) -> None:
+        """Empty a dead destination's queue so the reader never waits on it."""
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                st.queue.get_nowait()

@@ -1,0 +1,368 @@
+"""The transfer engine against real sshd hosts: relay, fan-out, verify, resume, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from difpipe_tui.core.config import load_config
+from difpipe_tui.core.errors import ExitCode, LocalIOError, RemoteCommandError, UsageError
+from difpipe_tui.core.events import EventBus
+from difpipe_tui.core.ssh import SSHPool
+from difpipe_tui.core.store import Store
+from difpipe_tui.core.transfer.ends import PART_SUFFIX
+from difpipe_tui.core.transfer.engine import TransferEngine
+from difpipe_tui.core.transfer.job import CopyJob
+
+MiB = 1024 * 1024
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def workdirs(lab):
+    """A fresh directory under each lab host's root, removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    dirs = {}
+    for name in ("edge", "cloud", "storage"):
+        d = Path(lab.hosts[name].root) / f"copy-{tag}"
+        d.mkdir(parents=True)
+        dirs[name] = d
+    yield dirs
+    for d in dirs.values():
+        subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+class Harness:
+    def __init__(self, lab, tmp_path):
+        self.config = load_config(lab.write_config(tmp_path / "difpipe.toml"))
+        self.bus = EventBus()
+        self.events = []
+        self.bus.subscribe(self.events.append)
+        self.store = Store.open(tmp_path / "state.db")
+        self.known = tmp_path / "known_hosts"
+
+    def kinds(self, kind):
+        return [e for e in self.events if e.kind == kind]
+
+    async def copy(self, **kw):
+        async with SSHPool(self.config, bus=self.bus, known_hosts_file=self.known) as pool:
+            engine = TransferEngine(self.config, pool=pool, store=self.store, bus=self.bus)
+            return await engine.copy(CopyJob(**kw))
+
+    async def start(self, pool, **kw):
+        engine = TransferEngine(self.config, pool=pool, store=self.store, bus=self.bus)
+        return await engine.start(CopyJob(**kw))
+
+    def pool(self):
+        return SSHPool(self.config, bus=self.bus, known_hosts_file=self.known)
+
+
+@pytest.fixture
+def h(lab, tmp_path):
+    harness = Harness(lab, tmp_path)
+    yield harness
+    harness.store.close()
+
+
+def random_file(path: Path, size: int) -> Path:
+    with path.open("wb") as fh:
+        fh.write(os.urandom(size))
+    return path
+
+
+def log_file(path: Path, lines: int = 200_000) -> Path:
+    path.write_text(
+        "".join(f"2026-11-22T10:00:{i % 60:02d} INFO req {i} ok\n" for i in range(lines))
+    )
+    return path
+
+
+async def test_remote_to_remote_relay_lands_identical_bytes(h, workdirs):
+    src = random_file(workdirs["edge"] / "data.bin", 12 * MiB + 123)
+    result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
+    landed = workdirs["cloud"] / "data.bin"
+    assert result.status == "done", result
+    assert landed.read_bytes() == src.read_bytes()
+    assert result.destinations[0].digest == sha(src)
+    assert not list(workdirs["cloud"].glob(f"*{PART_SUFFIX}"))
+    assert next(e.kind for e in h.events if e.kind.startswith("transfer.")) == "transfer.start"
+    assert h.kinds("transfer.done")[0].status == "done"
+    record = h.store.get_transfer(result.transfer_id)
+    assert record.status == "done" and record.digest == sha(src)
+    assert h.store.get_checkpoints(result.transfer_id) == []
+
+
+async def test_fan_out_compressed_to_remote_and_local(h, workdirs, tmp_path):
+    src = log_file(workdirs["edge"] / "app.log")
+    local = tmp_path / "local.log"
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(
+            f"cloud:{workdirs['cloud']}/app.log",
+            f"storage:{workdirs['storage']}/renamed.log",
+            str(local),
+        ),
+    )
+    assert result.status == "done", result
+    assert result.codec == "zstd" and "compresses to" in result.codec_reason
+    for path in (workdirs["cloud"] / "app.log", workdirs["storage"] / "renamed.log", local):
+        assert path.read_bytes() == src.read_bytes()
+    assert {d.digest for d in result.destinations} == {sha(src)}
+
+
+async def test_remote_codec_on_both_ends_carries_compressed_bytes(h, workdirs):
+    src = log_file(workdirs["edge"] / "app.log")
+    result = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",), compress="zstd"
+    )
+    assert result.status == "done"
+    assert "both ends have zstd" in result.codec_reason
+    assert (workdirs["cloud"] / "app.log").read_bytes() == src.read_bytes()
+
+
+async def test_local_to_remote_and_back(h, workdirs, tmp_path):
+    src = random_file(tmp_path / "up.bin", 3 * MiB)
+    up = await h.copy(source=str(src), destinations=(f"storage:{workdirs['storage']}/up.bin",))
+    assert up.status == "done"
+    down = tmp_path / "down.bin"
+    back = await h.copy(source=f"storage:{workdirs['storage']}/up.bin", destinations=(str(down),))
+    assert back.status == "done" and down.read_bytes() == src.read_bytes()
+
+
+async def test_zero_byte_file_and_nasty_names(h, workdirs):
+    names = ["with space", "it's", "$(touch pwned)", "`x`", "semi;colon", "new\nline", "-dash"]
+    for name in names:
+        (workdirs["edge"] / name).write_bytes(b"" if name == "with space" else name.encode())
+        result = await h.copy(
+            source=f"edge:{workdirs['edge'] / name}", destinations=(f"cloud:{workdirs['cloud']}/",)
+        )
+        assert result.status == "done", (name, result)
+        assert (workdirs["cloud"] / name).read_bytes() == (workdirs["edge"] / name).read_bytes()
+    assert sorted(os.listdir(workdirs["cloud"])) == sorted(names)
+    assert not Path("pwned").exists() and not (workdirs["cloud"] / "pwned").exists()
+
+
+async def test_missing_source_and_directory_without_r(h, workdirs):
+    with pytest.raises(RemoteCommandError, match="no such file") as info:
+        await h.copy(
+            source=f"edge:{workdirs['edge']}/nope", destinations=(f"cloud:{workdirs['cloud']}/",)
+        )
+    assert info.value.exit_code == ExitCode.REMOTE
+    assert str(info.value).startswith("edge:")
+    with pytest.raises(UsageError, match=r"is a directory.*-r"):
+        await h.copy(
+            source=f"edge:{workdirs['edge']}", destinations=(f"cloud:{workdirs['cloud']}/",)
+        )
+    with pytest.raises(LocalIOError):
+        await h.copy(source="/nonexistent/x", destinations=(f"cloud:{workdirs['cloud']}/",))
+
+
+async def test_missing_destination_directory_fails_that_destination_only(h, workdirs):
+    src = random_file(workdirs["edge"] / "f.bin", MiB)
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(
+            f"cloud:{workdirs['cloud']}/missing/dir/f.bin",
+            f"storage:{workdirs['storage']}/",
+        ),
+    )
+    assert result.status == "partial"
+    bad, good = result.destinations
+    assert bad.status == "failed" and "no such directory" in bad.error
+    assert bad.exit_code == ExitCode.REMOTE
+    assert (
+        good.status == "done" and (workdirs["storage"] / "f.bin").read_bytes() == src.read_bytes()
+    )
+
+
+@pytest.fixture
+def small_tmpfs(lab, workdirs):
+    """A 1 MiB tmpfs on cloud, mounted where cloud's sshd sees it (its own mount namespace
+    under ``ip netns exec``); yields (path on the host, the same path as seen from here)."""
+    mnt = workdirs["cloud"] / "tiny"
+    mnt.mkdir()
+    host = lab.hosts["cloud"]
+    enter = ["nsenter", "-t", str(host.pid), "-m"] if host.namespace else []
+    subprocess.run([*enter, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    seen = Path(f"/proc/{host.pid}/root{mnt}") if host.namespace else mnt
+    yield mnt, seen
+    subprocess.run([*enter, "umount", "-l", str(mnt)], check=False)
+
+
+async def test_full_disk_never_replaces_the_good_file(h, workdirs, small_tmpfs):
+    mnt, seen = small_tmpfs
+    (seen / "f.bin").write_bytes(b"the good old file")
+    src = random_file(workdirs["edge"] / "f.bin", 4 * MiB)
+    result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{mnt}/f.bin",), retries=0)
+    assert result.status == "failed"
+    assert "no space left" in result.destinations[0].error
+    assert result.destinations[0].exit_code == ExitCode.REMOTE
+    assert (seen / "f.bin").read_bytes() == b"the good old file"
+
+
+async def test_permission_denied_at_destination(lab, h, workdirs, tmp_path, monkeypatch):
+    cfg = tmp_path / "pw.toml"
+    lab.write_config(cfg)
+    storage = lab.hosts["storage"]
+    with cfg.open("a") as fh:
+        fh.write(
+            f'\n[hosts.pw]\naddress = "{storage.address}"\nport = {storage.port}\n'
+            f'user = "{lab.password_user}"\n[hosts.pw.auth]\nagent = false\n'
+            'password_env = "DIFPIPE_LAB_PW"\n'
+        )
+    monkeypatch.setenv("DIFPIPE_LAB_PW", lab.password)
+    h.config = load_config(cfg)
+    os.chmod(workdirs["storage"], 0o755)
+    src = random_file(workdirs["edge"] / "f.bin", MiB)
+    result = await h.copy(source=f"edge:{src}", destinations=(f"pw:{workdirs['storage']}/f.bin",))
+    assert result.status == "failed"
+    assert "permission denied" in result.destinations[0].error.lower()
+    assert not (workdirs["storage"] / "f.bin").exists()
+
+
+async def test_interrupt_saves_checkpoint_and_rerun_resumes(h, workdirs):
+    src = random_file(workdirs["edge"] / "big.bin", 24 * MiB)
+    dest = f"cloud:{workdirs['cloud']}/"
+    job = dict(
+        source=f"edge:{src}", destinations=(dest,), rate_limit=8 * MiB, checkpoint_interval=2 * MiB
+    )
+    async with h.pool() as pool:
+        handle = await h.start(pool, **job)
+        while not h.kinds("transfer.checkpoint"):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        handle.cancel()
+        first = await handle.wait()
+    assert first.status == "interrupted"
+    saved = h.store.get_checkpoints(first.transfer_id)
+    assert saved and saved[0].offset > 0
+    assert not (workdirs["cloud"] / "big.bin").exists()
+    assert (workdirs["cloud"] / f"big.bin{PART_SUFFIX}").exists()
+
+    h.events.clear()
+    second = await h.copy(**{**job, "rate_limit": None})
+    assert second.status == "done" and second.transfer_id == first.transfer_id
+    resumed = h.kinds("transfer.resume")
+    assert resumed and resumed[0].offset == saved[0].offset
+    assert second.resumed_from == saved[0].offset
+    assert sha(workdirs["cloud"] / "big.bin") == sha(src)
+    assert second.destinations[0].digest == sha(src)
+
+
+async def test_corrupted_prefix_starts_over(h, workdirs):
+    src = random_file(workdirs["edge"] / "big.bin", 16 * MiB)
+    job = dict(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/",),
+        rate_limit=8 * MiB,
+        checkpoint_interval=2 * MiB,
+    )
+    async with h.pool() as pool:
+        handle = await h.start(pool, **job)
+        while not h.kinds("transfer.checkpoint"):
+            await asyncio.sleep(0.05)
+        handle.cancel()
+        first = await handle.wait()
+    part = workdirs["cloud"] / f"big.bin{PART_SUFFIX}"
+    with part.open("r+b") as fh:
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    h.events.clear()
+    second = await h.copy(**{**job, "rate_limit": None})
+    assert second.transfer_id == first.transfer_id and second.status == "done"
+    resumed = h.kinds("transfer.resume")
+    assert resumed[0].offset == 0 and "does not match" in resumed[0].note
+    assert sha(workdirs["cloud"] / "big.bin") == sha(src)
+
+
+async def test_source_that_grows_while_read_is_reported(h, workdirs):
+    src = random_file(workdirs["edge"] / "grow.log", 32 * MiB)
+    target = workdirs["cloud"] / "grow.log"
+    target.write_bytes(b"previous good copy")
+    async with h.pool() as pool:
+        handle = await h.start(
+            pool, source=f"edge:{src}", destinations=(f"cloud:{target}",), rate_limit=8 * MiB
+        )
+        while not h.kinds("transfer.progress"):
+            await asyncio.sleep(0.05)
+        with src.open("ab") as fh:
+            fh.write(os.urandom(MiB))
+        result = await handle.wait()
+    assert result.status == "failed"
+    assert "changed size" in result.destinations[0].error
+    assert result.destinations[0].exit_code == ExitCode.VERIFY
+    assert target.read_bytes() == b"previous good copy"
+
+
+async def test_pause_stops_the_stream_and_resume_finishes(h, workdirs):
+    src = random_file(workdirs["edge"] / "p.bin", 8 * MiB)
+    async with h.pool() as pool:
+        handle = await h.start(
+            pool,
+            source=f"edge:{src}",
+            destinations=(f"cloud:{workdirs['cloud']}/",),
+            rate_limit=4 * MiB,
+        )
+        while not h.kinds("transfer.progress"):
+            await asyncio.sleep(0.05)
+        handle.pause()
+        await asyncio.sleep(0.5)
+        before = h.kinds("transfer.progress")[-1].bytes
+        await asyncio.sleep(1.0)
+        after = h.kinds("transfer.progress")[-1].bytes
+        assert after - before <= 2 * MiB  # at most what was already queued
+        handle.resume()
+        result = await handle.wait()
+    assert result.status == "done"
+    assert sha(workdirs["cloud"] / "p.bin") == sha(src)
+
+
+async def test_rate_limit_paces_the_stream(h, workdirs):
+    src = random_file(workdirs["edge"] / "r.bin", 6 * MiB)
+    result = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",), rate_limit=3 * MiB
+    )
+    assert result.status == "done"
+    assert result.seconds >= 1.3  # 6 MiB at 3 MiB/s, less the initial burst
+
+
+@pytest.mark.netns
+async def test_cut_link_mid_transfer_retries_and_resumes(lab, h, workdirs):
+    src = random_file(workdirs["edge"] / "cut.bin", 20 * MiB)
+    h.config = load_config(
+        lab.write_config(
+            Path(h.known).with_name("cut.toml"),
+            connect_timeout=2.0,
+            keepalive_interval=0.5,
+            keepalive_count_max=2,
+        )
+    )
+    async with h.pool() as pool:
+        handle = await h.start(
+            pool,
+            source=f"edge:{src}",
+            destinations=(f"cloud:{workdirs['cloud']}/",),
+            rate_limit=6 * MiB,
+            checkpoint_interval=MiB,
+            retries=5,
+        )
+        while not h.kinds("transfer.checkpoint"):
+            await asyncio.sleep(0.05)
+        lab.cut("cloud")
+        await asyncio.sleep(2.5)
+        lab.heal("cloud")
+        result = await asyncio.wait_for(handle.wait(), 120)
+    assert result.status == "done", result
+    assert h.kinds("transfer.retry")
+    assert sha(workdirs["cloud"] / "cut.bin") == sha(src)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, cli_transfer
 from .core import config as cfg
 from .core import paths
 from .core.errors import EXIT_CODE_DOC, DifpipeError, ExitCode, LocalIOError, UsageError
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_arg(p)
     csub.add_parser("schema", help="the JSON Schema of the config file")
     csub.add_parser("path", help="where the config file is")
+    cli_transfer.add_parsers(sub)
     return parser
 
 
@@ -318,6 +319,7 @@ COMMANDS = {
     ("config", "validate"): cmd_config_validate,
     ("config", "schema"): cmd_config_schema,
     ("config", "path"): cmd_config_path,
+    **cli_transfer.COMMANDS,
 }
 
 
@@ -355,9 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return ExitCode.USAGE
-        if getattr(args, "action", None) is None:
+        command = COMMANDS.get((args.command, getattr(args, "action", None)))
+        if command is None:
             raise UsageError(f"difpipe {args.command}: an action is required", hint="see --help")
-        return int(COMMANDS[(args.command, args.action)](args))
+        return int(command(args))
     except DifpipeError as err:
         if output in ("json", "yaml"):
             emit_doc(err.to_dict(), output)

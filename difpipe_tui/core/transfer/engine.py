@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -31,6 +33,7 @@ from ..remote import command
 from ..ssh import RetryPolicy, SSHPool
 from ..store import Checkpoint, Store, new_transfer_id
 from .codecs import get_codec, make_compressor, make_decompressor
+from .endpoints import parse_endpoint
 from .ends import (
     LocalSink,
     LocalSource,
@@ -49,6 +52,21 @@ from .verify import compare, parse_digest_output, prefix_digest_argvs, prefix_di
 
 PROGRESS_EVERY = 0.25  # seconds between progress events per destination
 RETRY = RetryPolicy(attempts=4, base_delay=1.0, max_delay=30.0)
+
+
+def absolute_local_paths(job: CopyJob, config: Config) -> CopyJob:
+    """The job with local ends as absolute paths: a resume from elsewhere finds the same files."""
+
+    def fix(text: str) -> str:
+        ep = parse_endpoint(text, config)
+        if ep.kind != "local":
+            return text
+        path = os.path.abspath(ep.path)
+        return path + "/" if text.endswith("/") and not path.endswith("/") else path
+
+    return dataclasses.replace(
+        job, source=fix(job.source), destinations=tuple(fix(d) for d in job.destinations)
+    )
 
 
 class TransferHandle:
@@ -105,6 +123,7 @@ class TransferEngine:
             raise UsageError("--encrypt is not available for copies in this version")
         if job.parallel > 1:
             raise UsageError("--parallel is not available in this version")
+        job = absolute_local_paths(job, self.config)
         plan = await make_plan(job, self.config, self.pool)
         record = None
         note = ""
@@ -170,6 +189,7 @@ class _Runner:
         self.note = note
         self.paused = False
         self._stop_reason: str | None = None
+        self._stopped = asyncio.Event()
         self._relay: Relay | None = None
         self.started = time.monotonic()
         self.dests = [_Dest(d, DestinationResult(destination=d.label)) for d in plan.destinations]
@@ -185,6 +205,7 @@ class _Runner:
 
     def stop(self, reason: str) -> None:
         self._stop_reason = reason
+        self._stopped.set()
         if self._relay is not None:
             self._relay.stop()
 
@@ -250,7 +271,8 @@ class _Runner:
         self.bus.publish(
             TransferRetry(transfer_id=self.id, attempt=attempt, delay=delay, reason=reason)
         )
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):  # a stop request ends the wait at once
+            await asyncio.wait_for(self._stopped.wait(), delay)
 
     async def _attempt(self, todo: list[_Dest]) -> None:
         start = await self._resume_offsets(todo)

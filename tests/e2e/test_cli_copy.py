@@ -1,0 +1,194 @@
+"""`difpipe copy` end to end: the real binary, the real lab, kill -9 and Ctrl-C in the middle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.runner import DIFPIPE, Difpipe
+
+MiB = 1024 * 1024
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def dp(tmp_path, lab_config):
+    return Difpipe(tmp_path / "home", lab_config)
+
+
+@pytest.fixture
+def dirs(lab):
+    tag = uuid.uuid4().hex[:8]
+    out = {}
+    for name in ("edge", "cloud", "storage"):
+        d = Path(lab.hosts[name].root) / f"e2e-{tag}"
+        d.mkdir(parents=True)
+        out[name] = d
+    yield out
+    for d in out.values():
+        subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def test_copy_fan_out_json_summary_and_ndjson(dp, dirs):
+    src = random_file(dirs["edge"] / "a.bin", 5 * MiB)
+    run = dp(
+        "copy",
+        f"edge:{src}",
+        f"cloud:{dirs['cloud']}/",
+        f"storage:{dirs['storage']}/b.bin",
+        "--progress",
+        "json",
+    )
+    assert run.code == 0, str(run)
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    kinds = [line["kind"] for line in lines]
+    assert "transfer.start" in kinds and "transfer.done" in kinds
+    assert kinds[-1] == "summary"
+    summary = lines[-1]
+    assert summary["status"] == "done"
+    assert {d["digest"] for d in summary["destinations"]} == {sha(src)}
+    assert sha(dirs["cloud"] / "a.bin") == sha(src) == sha(dirs["storage"] / "b.bin")
+
+    table = dp("copy", f"edge:{src}", f"cloud:{dirs['cloud']}/c.bin")
+    assert table.code == 0 and "done" in table.stdout
+
+
+def test_stdin_to_remote_and_remote_to_stdout(dp, dirs, tmp_path):
+    data = os.urandom(2 * MiB)
+    up = subprocess.run(
+        [str(DIFPIPE), "--config", str(dp.config), "copy", "-", f"cloud:{dirs['cloud']}/in.bin"],
+        input=data,
+        capture_output=True,
+        env=dp.environment(),
+        timeout=60,
+    )
+    assert up.returncode == 0, up.stderr
+    assert (dirs["cloud"] / "in.bin").read_bytes() == data
+    down = subprocess.run(
+        [str(DIFPIPE), "--config", str(dp.config), "copy", f"cloud:{dirs['cloud']}/in.bin", "-"],
+        capture_output=True,
+        env=dp.environment(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == data
+
+
+def test_bad_input_exit_codes(dp, dirs):
+    missing = dp("copy", f"edge:{dirs['edge']}/nope", f"cloud:{dirs['cloud']}/", "-o", "json")
+    assert missing.code == 7, str(missing)
+    assert "no such file" in missing.error and missing.error.startswith("edge:")
+    directory = dp("copy", f"edge:{dirs['edge']}", f"cloud:{dirs['cloud']}/")
+    assert directory.code == 2 and "-r" in directory.error
+    unknown = dp("copy", "nohost:/x", f"cloud:{dirs['cloud']}/")
+    assert unknown.code == 2 and 'no host named "nohost"' in unknown.error
+    flag = dp("copy", f"edge:{dirs['edge']}/x", f"cloud:{dirs['cloud']}/", "--rate-limit", "fast")
+    assert flag.code == 2 and "--rate-limit" in flag.error
+
+
+def test_analyze_explains_the_plan(dp, dirs):
+    log = dirs["edge"] / "app.log"
+    log.write_text("".join(f"line {i} INFO something happened\n" for i in range(50_000)))
+    run = dp("analyze", f"edge:{log}", f"cloud:{dirs['cloud']}/", "-o", "json")
+    assert run.code == 0, str(run)
+    plan = run.json()
+    assert plan["strategy"] == "exec"
+    assert plan["codec"]["codec"] == "zstd" and "compresses to" in plan["codec"]["reason"]
+    assert plan["source"]["size"] == log.stat().st_size
+    assert plan["destinations"][0]["target"] == f"{dirs['cloud']}/app.log"
+    assert not (dirs["cloud"] / "app.log").exists()  # analyze moves nothing
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, timeout: float = 30) -> list[dict]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        event = json.loads(line)
+        seen.append(event)
+        if event["kind"] == "transfer.checkpoint" and event["offset"] >= 2 * MiB:
+            return seen
+    raise AssertionError(f"no checkpoint seen: {seen[-5:]}")
+
+
+def _start_slow_copy(dp, src, dst):
+    argv = [
+        str(DIFPIPE),
+        "--config",
+        str(dp.config),
+        "copy",
+        f"edge:{src}",
+        dst,
+        "--rate-limit",
+        "4M",
+        "--checkpoint-interval",
+        "1M",
+        "--progress",
+        "json",
+    ]
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=dp.environment(),
+        text=True,
+    )
+
+
+def test_kill_9_then_rerun_resumes_from_the_checkpoint(dp, dirs):
+    src = random_file(dirs["edge"] / "big.bin", 24 * MiB)
+    dst = f"cloud:{dirs['cloud']}/"
+    proc = _start_slow_copy(dp, src, dst)
+    events = _wait_for_checkpoint(proc)
+    proc.kill()
+    proc.wait(10)
+    transfer_id = next(e["transfer_id"] for e in events if "transfer_id" in e)
+    assert not (dirs["cloud"] / "big.bin").exists()
+
+    listed = dp("checkpoints", "list", "-o", "json")
+    assert listed.code == 0, str(listed)
+    assert transfer_id in listed.stdout
+
+    rerun = dp("copy", f"edge:{src}", dst, "--progress", "json", timeout=120)
+    assert rerun.code == 0, str(rerun)
+    lines = [json.loads(line) for line in rerun.stdout.splitlines()]
+    resume = [e for e in lines if e["kind"] == "transfer.resume"]
+    assert resume and resume[0]["offset"] >= 2 * MiB and resume[0]["transfer_id"] == transfer_id
+    assert sha(dirs["cloud"] / "big.bin") == sha(src)
+
+
+def test_ctrl_c_prints_the_resume_command_and_it_works(dp, dirs):
+    src = random_file(dirs["edge"] / "int.bin", 24 * MiB)
+    proc = _start_slow_copy(dp, src, f"cloud:{dirs['cloud']}/")
+    _wait_for_checkpoint(proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    line = next(x for x in err.splitlines() if "resume with:" in x)
+    transfer_id = line.rsplit(" ", 1)[-1]
+    resumed = dp("copy", "--resume", transfer_id, "-o", "json", timeout=120)
+    assert resumed.code == 0, str(resumed)
+    summary = resumed.json()
+    assert summary["status"] == "done" and summary["resumed_from"] > 0
+    assert sha(dirs["cloud"] / "int.bin") == sha(src)

@@ -366,3 +366,82 @@ async def test_cut_link_mid_transfer_retries_and_resumes(lab, h, workdirs):
     assert result.status == "done", result
     assert h.kinds("transfer.retry")
     assert sha(workdirs["cloud"] / "cut.bin") == sha(src)
+
+
+def make_tree(root: Path, files: int = 300) -> Path:
+    for i in range(files):
+        sub = root / f"d{i % 7}" / ("deep" if i % 3 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f {i} '$(x)'.txt").write_bytes(os.urandom(i % 5000))
+    (root / "empty-dir").mkdir()
+    os.symlink("d0", root / "link")
+    return root
+
+
+def tree(root: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = path.read_bytes()
+    return out
+
+
+async def test_directory_remote_to_remote_as_one_tar_stream(h, workdirs):
+    src = make_tree(workdirs["edge"] / "site")
+    result = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",), recursive=True
+    )
+    assert result.status == "done", result
+    assert result.strategy == "tar"
+    assert tree(workdirs["cloud"] / "site") == tree(src)
+    assert not list(workdirs["cloud"].glob("*difpipe*"))
+    # a new name receives the contents (like cp -r)
+    renamed = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/copy",), recursive=True
+    )
+    assert renamed.status == "done" and tree(workdirs["cloud"] / "copy") == tree(src)
+    # a rerun into the same directory replaces the copy whole: a removed file goes too
+    (src / "d1" / "added.txt").write_text("new")
+    os.unlink(next((src / "d2").glob("*.txt")))
+    again = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",), recursive=True
+    )
+    assert again.status == "done"
+    assert tree(workdirs["cloud"] / "site") == tree(src)
+
+
+async def test_directory_local_to_remote_and_back(h, workdirs, tmp_path):
+    src = make_tree(tmp_path / "local-site", files=50)
+    up = await h.copy(
+        source=str(src), destinations=(f"storage:{workdirs['storage']}/up",), recursive=True
+    )
+    assert up.status == "done", up
+    assert tree(workdirs["storage"] / "up") == tree(src)
+    down = await h.copy(
+        source=f"storage:{workdirs['storage']}/up",
+        destinations=(str(tmp_path / "down"),),
+        recursive=True,
+    )
+    assert down.status == "done", down
+    assert tree(tmp_path / "down") == tree(src)
+
+
+async def test_failed_directory_copy_leaves_the_old_tree(h, workdirs, small_tmpfs):
+    mnt, seen = small_tmpfs
+    (seen / "site").mkdir()
+    (seen / "site" / "keep.txt").write_text("old tree")
+    src = workdirs["edge"] / "big-site"
+    src.mkdir()
+    for i in range(4):
+        (src / f"{i}.bin").write_bytes(os.urandom(MiB))
+    result = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{mnt}/site",), recursive=True, retries=0
+    )
+    assert result.status == "failed"
+    assert (seen / "site" / "keep.txt").read_text() == "old tree"
+    assert sorted(os.listdir(seen / "site")) == ["keep.txt"]

@@ -48,6 +48,7 @@ from .job import CopyJob, CopyResult, DestinationResult, job_from_mapping
 from .plan import DestinationPlan, Plan, make_plan
 from .ratelimit import TokenBucket
 from .stream import Relay, SinkState
+from .tarstream import LocalTarSink, LocalTarSource, RemoteTarSink, RemoteTarSource
 from .verify import compare, parse_digest_output, prefix_digest_argvs, prefix_digest_local
 
 PROGRESS_EVERY = 0.25  # seconds between progress events per destination
@@ -228,6 +229,7 @@ class _Runner:
             if d.plan.problem is not None:
                 self._fail(d, d.plan.problem)
         if self.job.fail_fast and any(d.result.status == "failed" for d in self.dests):
+            await self._cleanup()
             return self._finish()
         attempt = 0
         while True:
@@ -264,7 +266,15 @@ class _Runner:
             if not retryable:
                 break
             await self._backoff(attempt, retryable[0].result.error or "")
+        await self._cleanup()
         return self._finish()
+
+    async def _cleanup(self) -> None:
+        """Remove what a failed destination that cannot resume left behind."""
+        for d in self.dests:
+            if d.result.status != "done" and d.sink is not None and not d.sink.resumable:
+                with contextlib.suppress(DifpipeError):
+                    await d.sink.discard()
 
     async def _backoff(self, attempt: int, reason: str) -> None:
         delay = RETRY.delay(attempt)
@@ -347,7 +357,7 @@ class _Runner:
                 await self._after_error(d, by_sink[id(d.sink)].error or DifpipeError("stopped"))
             return
         await source.finish()
-        total = self.plan.source.size
+        total = self.plan.source.size if self.plan.source.kind == "file" else None
         if total is not None and outcome.offset != total:
             raise VerifyError(
                 f"{self.job.source}: the source changed size while it was read"
@@ -517,6 +527,7 @@ class _Runner:
     def _make_source(self, offset: int) -> Source:
         ep = self.plan.source.endpoint
         codec = self.plan.codec
+        is_dir = self.plan.source.kind == "dir"
         if ep.is_remote:
             assert ep.host is not None
             argv = (
@@ -524,7 +535,10 @@ class _Runner:
                 if codec.source_compresses
                 else None
             )
-            return RemoteSource(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
+            cls = RemoteTarSource if is_dir else RemoteSource
+            return cls(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
+        if is_dir:
+            return LocalTarSource(ep.path)
         if ep.is_stdio:
             return StdinSource(self.stdin)
         return LocalSource(ep.path, offset=offset)
@@ -537,7 +551,8 @@ class _Runner:
             argv = (
                 get_codec(codec.codec).decompress_argv() if codec.destination_decompresses else None
             )
-            return RemoteSink(
+            cls = RemoteTarSink if self.plan.source.kind == "dir" else RemoteSink
+            return cls(
                 self.pool,
                 ep.host,
                 d.plan.target,
@@ -547,6 +562,8 @@ class _Runner:
             )
         if ep.is_stdio:
             return StdoutSink(self.stdout)
+        if self.plan.source.kind == "dir":
+            return LocalTarSink(d.plan.target, algo=self.job.verify)
         return LocalSink(d.plan.target, algo=self.job.verify)
 
     def _local_compressor(self, live: list[_Dest]):
@@ -573,6 +590,8 @@ class _Runner:
         d.rate_mark = (now, offset)
         d.last_progress = now
         total = self.plan.source.size
+        if total is not None and self.plan.source.kind == "dir":
+            total = max(total, offset)  # a directory's size is an estimate of its tar stream
         eta = (total - offset) / d.rate if total is not None and d.rate > 0 else None
         self.bus.publish(
             TransferProgress(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import DifpipeError, LocalIOError, RemoteCommandError, UsageError
+from ..remote import command
 from ..ssh import SSHPool
 from .codecs import CodecChoice, choose_codec, estimate_ratio
 from .endpoints import Endpoint, parse_endpoint
@@ -22,6 +24,7 @@ from .ends import (
     sample_remote,
 )
 from .job import CopyJob
+from .tarstream import local_dir_size, remote_dir_size
 
 EXEC_TOOLS = {"sh", "cat", "tail", "head"}
 
@@ -123,14 +126,20 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
         if info.kind == "dir":
             if not job.recursive:
                 raise UsageError(f"{where}{src.path} is a directory", hint="use -r to copy it")
-            raise UsageError(
-                f"{where}{src.path}: copying directories (tar-stream) is not available in"
-                " this version",
-                hint="copy a tar archive of it as a file",
-            )
-        if info.kind != "file":
+            if src.is_remote:
+                assert src.host is not None
+                if "tar" not in tools:
+                    raise RemoteCommandError(
+                        "the host has no tar to stream a directory", host=src.host
+                    )
+                size, files = await remote_dir_size(pool, src.host, src.path)
+            else:
+                size, files = await asyncio.to_thread(local_dir_size, src.path)
+            source = SourcePlan(src, "dir", size, files, tools)
+        elif info.kind != "file":
             raise UsageError(f"{where}{src.path}: not a regular file")
-        source = SourcePlan(src, "file", info.size, 1, tools)
+        else:
+            source = SourcePlan(src, "file", info.size, 1, tools)
         if src.is_remote and not tools >= EXEC_TOOLS:
             missing = ", ".join(sorted(EXEC_TOOLS - tools))
             raise RemoteCommandError(
@@ -139,15 +148,24 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
                 host=src.host,
             )
 
-    if job.strategy in ("sftp", "tar"):
-        raise UsageError(f"--strategy {job.strategy} is not available in this version")
+    if job.strategy == "sftp":
+        raise UsageError("--strategy sftp is not available in this version")
+    if job.strategy == "tar" and source.kind != "dir":
+        raise UsageError("--strategy tar streams a directory; the source is not one")
+    if source.kind == "dir" and any(d.is_stdio for d in dsts):
+        raise UsageError("a directory cannot be written to stdout")
 
     base = "" if src.is_stdio else posixpath.basename(src.path.rstrip("/"))
-    destinations = await asyncio.gather(*(_plan_destination(pool, d, base, job) for d in dsts))
+    destinations = await asyncio.gather(
+        *(_plan_destination(pool, d, base, job, source.kind == "dir") for d in dsts)
+    )
 
     sample = None
     ratio = None
-    if job.compress == "auto" and not src.is_stdio and (source.size or 0) > 0:
+    if job.compress == "auto" and source.kind == "dir" and (source.size or 0) > 0:
+        sample = await _sample_tar(pool, src)
+        ratio = estimate_ratio(sample) if sample else None
+    elif job.compress == "auto" and not src.is_stdio and (source.size or 0) > 0:
         if src.is_remote:
             assert src.host is not None
             sample = await sample_remote(pool, src.host, src.path)
@@ -167,31 +185,82 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
             "local-decompress" if codec.source_compresses else "none",
             codec.reason + "; the destination stores ciphertext, so it cannot decompress",
         )
-    reason = "remote ends run cat/tail and tee over one SSH channel each"
-    if not source.endpoint.is_remote and not remote_dsts:
-        reason = "no remote end: a local copy through this machine"
-    return Plan(job, source, list(destinations), "exec", reason, codec, ratio)
+    if source.kind == "dir":
+        strategy = "tar"
+        reason = f"a directory of {source.files} files: one tar stream, no round trip per file"
+    else:
+        strategy = "exec"
+        reason = "remote ends run cat/tail and tee over one SSH channel each"
+        if not source.endpoint.is_remote and not remote_dsts:
+            reason = "no remote end: a local copy through this machine"
+    return Plan(job, source, list(destinations), strategy, reason, codec, ratio)
+
+
+async def _sample_tar(pool: SSHPool, src: Endpoint) -> bytes:
+    """The first 64 KiB of the directory's tar stream."""
+    if src.is_remote:
+        assert src.host is not None
+        line = (
+            command("tar", "-C", src.path, "-cf", "-", ".")
+            + " 2>/dev/null | "
+            + command("head", "-c", 65536)
+        )
+        return (await pool.run(src.host, line, check=False)).stdout
+    proc = await asyncio.create_subprocess_exec(
+        "tar", "-C", src.path, "-cf", "-", ".",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        return await proc.stdout.read(65536)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 async def _plan_destination(
-    pool: SSHPool, ep: Endpoint, base: str, job: CopyJob
+    pool: SSHPool, ep: Endpoint, base: str, job: CopyJob, is_dir: bool = False
 ) -> DestinationPlan:
     if ep.is_stdio:
         return DestinationPlan(ep, "-", False, None)
     tools = await _tools(pool, ep)
     info = await _inspect(pool, ep)
     where = f"{ep.host}:" if ep.is_remote else ""
+    if is_dir and info.kind != "dir" and not ep.path.endswith("/"):
+        target_info = info  # like cp -r: a new name receives the directory's contents
+        if info.kind == "file":
+            err = RemoteCommandError if ep.is_remote else LocalIOError
+            problem = err(f"{where}{ep.path} is a file, not a directory", host=ep.host)
+            return DestinationPlan(ep, ep.path, True, info.free_bytes, tools, problem)
+        return _dest_checks(ep, ep.path, target_info, tools, job, where, is_dir)
     try:
         target = resolve_target(ep.path, info, base, remote=ep.is_remote)
     except UsageError as err:
         return DestinationPlan(ep, ep.path, False, info.free_bytes, tools, err)
     if target != ep.path:
         info = await _inspect(pool, ep, target)
+    return _dest_checks(ep, target, info, tools, job, where, is_dir)
+
+
+def _dest_checks(
+    ep: Endpoint,
+    target: str,
+    info: PathInfo,
+    tools: set[str],
+    job: CopyJob,
+    where: str,
+    is_dir: bool,
+) -> DestinationPlan:
     shown = f"{where}{target}"
     problem: DifpipeError | None = None
     err_cls = RemoteCommandError if ep.is_remote else LocalIOError
-    if info.kind == "dir":
+    if info.kind == "dir" and not is_dir:
         problem = err_cls(f"{shown} is a directory", host=ep.host)
+    elif info.kind == "file" and is_dir:
+        problem = err_cls(f"{shown} is a file, not a directory", host=ep.host)
+    elif info.kind == "dir" and is_dir and not job.overwrite:
+        problem = err_cls(f"{shown} exists", host=ep.host, hint="--no-overwrite was given")
     elif info.parent == "missing":
         parent = posixpath.dirname(target) if ep.is_remote else os.path.dirname(target)
         problem = err_cls(f"{where}{parent or '.'}: no such directory", host=ep.host)
@@ -199,6 +268,9 @@ async def _plan_destination(
         problem = err_cls(f"{shown}: permission denied", host=ep.host)
     elif info.kind == "file" and not job.overwrite:
         problem = err_cls(f"{shown} exists", host=ep.host, hint="--no-overwrite was given")
-    if ep.is_remote and problem is None and not {"cat", "dd", "mv", "tee"} <= tools:
-        problem = RemoteCommandError("the host lacks cat, dd, mv or tee", host=ep.host)
-    return DestinationPlan(ep, target, info.kind == "file", info.free_bytes, tools, problem)
+    needs = {"cat", "dd", "mv", "tee"} | ({"tar"} if is_dir else set())
+    if ep.is_remote and problem is None and not needs <= tools:
+        missing = ", ".join(sorted(needs - tools))
+        problem = RemoteCommandError(f"the host lacks {missing}", host=ep.host)
+    exists = info.kind in ("file", "dir")
+    return DestinationPlan(ep, target, exists, info.free_bytes, tools, problem)

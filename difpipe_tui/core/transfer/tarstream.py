@@ -1,0 +1,211 @@
+"""Directories as one tar stream: no round trip per file.
+
+The source runs ``tar -cf - .`` in the directory; the destination extracts into
+``TARGET.difpipe-part`` (a directory) while hashing the very stream it extracts (``tee`` into a
+FIFO read by ``sha256sum``), and the staging directory is renamed over ``TARGET`` only after
+the digests match. A failed or interrupted copy never leaves a half-filled directory under
+the target's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+
+from ..errors import DifpipeError, LocalIOError
+from ..remote import command, quote_arg
+from ..ssh import SSHPool
+from .ends import RemoteSink, RemoteSource, Sink, Source, _guard
+from .verify import new_hasher
+
+# $1 = directory. Prints "bytes N" (apparent size, from du -k) and "files N".
+SIZE_SCRIPT = (
+    'du -sk -- "$1" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; '
+    'printf "files %s\\n" "$(find "$1" -type f 2>/dev/null | wc -l | tr -d " ")"'
+)
+
+
+async def remote_dir_size(pool: SSHPool, host: str, path: str) -> tuple[int | None, int | None]:
+    res = await pool.run(host, command("sh", "-c", SIZE_SCRIPT, "sh", path), check=False)
+    values: dict[str, int] = {}
+    for line in res.text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            values[key] = int(value)
+    return values.get("bytes"), values.get("files")
+
+
+def local_dir_size(path: str) -> tuple[int, int]:
+    total = files = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+                files += 1
+    return total, files
+
+
+class RemoteTarSource(RemoteSource):
+    def command_line(self) -> str:
+        line = _guard(command("tar", "-C", self.path, "-cf", "-", "."), "read")
+        if self.compress_argv:
+            line += " | " + _guard(command(*self.compress_argv), "compress")
+        return line
+
+
+class RemoteTarSink(RemoteSink):
+    """Extracts into ``TARGET.difpipe-part/`` and renames it over ``TARGET`` when verified."""
+
+    resumable = False
+
+    async def prepare(self, offset: int) -> None:
+        line = (
+            "umask 077; "
+            + command("rm", "-rf", "--", self.part)
+            + " && "
+            + _guard(command("mkdir", "--", self.part), "create")
+        )
+        await self._run(line, self.target)
+
+    def command_line(self) -> str:
+        part = quote_arg(self.part)
+        fifo = quote_arg(self.part + ".fifo")
+        extract = _guard(f"tar -C {part} -xf -", "write")
+        head = (
+            _guard(command(*self.decompress_argv), "decompress") + " | "
+            if self.decompress_argv
+            else ""
+        )
+        if not self.digest_argv:
+            return head + extract
+        digest = command(*self.digest_argv)
+        return (
+            f"{_guard('mkfifo -- ' + fifo, 'create')} && "
+            f"{{ {digest} < {fifo} & }} && "
+            f"{head}{_guard('tee -- ' + fifo, 'write')} | {extract}; "
+            f"wait; rm -f -- {fifo}"
+        )
+
+    async def land(self, overwrite: bool) -> None:
+        old = quote_arg(self.target + ".difpipe-old")
+        target, part = quote_arg(self.target), quote_arg(self.part)
+        if overwrite:
+            line = (
+                f"if [ -e {target} ]; then rm -rf -- {old} && mv -- {target} {old}; fi && "
+                f"{_guard(f'mv -- {part} {target}', 'rename')} && rm -rf -- {old}"
+            )
+        else:
+            line = f"[ ! -e {target} ] && {_guard(f'mv -- {part} {target}', 'rename')}"
+        await self._run(line, self.target)
+
+    async def discard(self) -> None:
+        with contextlib.suppress(DifpipeError):
+            await self.pool.run(self.host, command("rm", "-rf", "--", self.part), check=False)
+
+    async def part_size(self) -> int | None:
+        return None
+
+
+class LocalTarSource(Source):
+    """``tar -cf - .`` of a local directory, run on this machine."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = path
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def open(self) -> None:
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                "tar", "-C", self.path, "-cf", "-", ".",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        except OSError as exc:
+            raise LocalIOError(f"cannot run tar on {self.path}: {exc.strerror}") from exc
+
+    async def read(self, n: int) -> bytes:
+        assert self._proc is not None and self._proc.stdout is not None
+        try:
+            return await self._proc.stdout.readexactly(n)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
+    async def finish(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        err = (await self._proc.stderr.read()).decode(errors="replace").strip()
+        if await self._proc.wait() != 0:
+            raise LocalIOError(f"{self.path}: tar failed: {err.splitlines()[-1] if err else '?'}")
+
+    async def abort(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._proc.wait()
+
+
+class LocalTarSink(Sink):
+    """Extracts into ``TARGET.difpipe-part/`` on this machine, hashing what it extracts."""
+
+    def __init__(self, target: str, *, algo: str):
+        self.target, self.part, self.algo = target, target + ".difpipe-part", algo
+        self.name = target
+        self._hasher = new_hasher(algo)
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def prepare(self, offset: int) -> None:
+        try:
+            shutil.rmtree(self.part, ignore_errors=True)
+            os.mkdir(self.part, 0o700)
+        except OSError as exc:
+            raise LocalIOError(f"cannot create {self.part}: {exc.strerror}") from exc
+
+    async def open(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            "tar", "-C", self.part, "-xf", "-",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    async def write(self, data: bytes) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise LocalIOError(f"{self.target}: tar stopped extracting") from exc
+        self._hasher.update(data)
+
+    async def finish(self) -> str | None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.close()
+        err = (await self._proc.stderr.read()).decode(errors="replace").strip()  # type: ignore[union-attr]
+        if await self._proc.wait() != 0:
+            raise LocalIOError(f"{self.target}: tar failed: {err.splitlines()[-1] if err else '?'}")
+        return None if self.algo == "none" else self._hasher.hexdigest()
+
+    async def land(self, overwrite: bool) -> None:
+        old = self.target + ".difpipe-old"
+        try:
+            if os.path.exists(self.target):
+                if not overwrite:
+                    raise LocalIOError(f"{self.target} exists (--no-overwrite)")
+                shutil.rmtree(old, ignore_errors=True)
+                os.rename(self.target, old)
+            os.rename(self.part, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            raise LocalIOError(f"cannot rename into {self.target}: {exc.strerror}") from exc
+
+    async def discard(self) -> None:
+        shutil.rmtree(self.part, ignore_errors=True)
+
+    async def abort(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._proc.wait()

@@ -164,6 +164,7 @@ def test_kill_9_then_rerun_resumes_from_the_checkpoint(dp, dirs):
     proc.kill()
     proc.wait(10)
     transfer_id = next(e["transfer_id"] for e in events if "transfer_id" in e)
+    checkpoint = max(e["offset"] for e in events if e["kind"] == "transfer.checkpoint")
     assert not (dirs["cloud"] / "big.bin").exists()
 
     listed = dp("checkpoints", "list", "-o", "json")
@@ -174,7 +175,10 @@ def test_kill_9_then_rerun_resumes_from_the_checkpoint(dp, dirs):
     assert rerun.code == 0, str(rerun)
     lines = [json.loads(line) for line in rerun.stdout.splitlines()]
     resume = [e for e in lines if e["kind"] == "transfer.resume"]
-    assert resume and resume[0]["offset"] >= 2 * MiB and resume[0]["transfer_id"] == transfer_id
+    # data still in flight when the process died is lost: it resumes at or below the checkpoint
+    assert (
+        resume and 0 < resume[0]["offset"] <= checkpoint and resume[0]["transfer_id"] == transfer_id
+    )
     assert sha(dirs["cloud"] / "big.bin") == sha(src)
 
 

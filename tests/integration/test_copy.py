@@ -445,3 +445,31 @@ async def test_failed_directory_copy_leaves_the_old_tree(h, workdirs, small_tmpf
     assert result.status == "failed"
     assert (seen / "site" / "keep.txt").read_text() == "old tree"
     assert sorted(os.listdir(seen / "site")) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("kind", ["random", "log"])
+async def test_encrypted_copy_decrypts_to_the_original(h, workdirs, tmp_path, kind):
+    from difpipe_tui.core.transfer.encrypt import decrypt_file, generate_key
+
+    key_path = tmp_path / "backup.key"
+    key = generate_key(key_path)
+    if kind == "random":
+        src = random_file(workdirs["edge"] / "secret.bin", 3 * MiB + 17)
+    else:
+        src = log_file(workdirs["edge"] / "secret.log")
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/enc", str(tmp_path / "enc-local")),
+        encrypt=str(key_path),
+    )
+    assert result.status == "done", result
+    stored = (workdirs["cloud"] / "enc").read_bytes()
+    assert stored.startswith(b"DIFPIPE\x00")
+    assert stored == (tmp_path / "enc-local").read_bytes()  # one encryption, fanned out
+    assert src.read_bytes()[:64] not in stored
+    assert result.destinations[0].digest == hashlib.sha256(stored).hexdigest()
+    if kind == "log":
+        assert len(stored) < src.stat().st_size / 3  # compressed at the source, then encrypted
+    out = tmp_path / "plain"
+    decrypt_file(workdirs["cloud"] / "enc", out, key)
+    assert out.read_bytes() == src.read_bytes()

@@ -33,6 +33,7 @@ from ..remote import command
 from ..ssh import RetryPolicy, SSHPool
 from ..store import Checkpoint, Store, new_transfer_id
 from .codecs import get_codec, make_compressor, make_decompressor
+from .encrypt import CODEC_IDS, Encryptor, load_key
 from .endpoints import parse_endpoint
 from .ends import (
     LocalSink,
@@ -120,8 +121,7 @@ class TransferEngine:
         stdin: BinaryIO | None = None,
         stdout: BinaryIO | None = None,
     ) -> TransferHandle:
-        if job.encrypt:
-            raise UsageError("--encrypt is not available for copies in this version")
+        key = load_key(job.encrypt) if job.encrypt else None
         if job.parallel > 1:
             raise UsageError("--parallel is not available in this version")
         job = absolute_local_paths(job, self.config)
@@ -151,7 +151,7 @@ class TransferEngine:
             record = self.store.update_transfer(
                 record.id, status="running", total_bytes=plan.source.size, error=None
             )
-        runner = _Runner(self, plan, record.id, stdin=stdin, stdout=stdout, note=note)
+        runner = _Runner(self, plan, record.id, stdin=stdin, stdout=stdout, note=note, key=key)
         handle = TransferHandle(record.id, runner)
         handle._task = asyncio.create_task(runner.run(), name=f"transfer {record.id}")
         return handle
@@ -182,8 +182,10 @@ class _Runner:
         stdin: BinaryIO | None,
         stdout: BinaryIO | None,
         note: str,
+        key: bytes | None = None,
     ):
         self.engine, self.plan, self.id = engine, plan, transfer_id
+        self.key = key
         self.job = plan.job
         self.pool, self.store, self.bus = engine.pool, engine.store, engine.bus
         self.stdin, self.stdout = stdin, stdout
@@ -330,6 +332,7 @@ class _Runner:
             fail_fast=self.job.fail_fast,
             on_progress=self._progress,
             on_checkpoint=self._checkpoint,
+            encryptor=self._encryptor(source),
         )
         self._relay = relay
         if self.paused:
@@ -544,6 +547,12 @@ class _Runner:
         return LocalSource(ep.path, offset=offset)
 
     def _make_sink(self, d: _Dest) -> Sink:
+        sink = self._new_sink(d)
+        if self.key is not None:
+            sink.resumable = False  # each run encrypts under a new salt: start over
+        return sink
+
+    def _new_sink(self, d: _Dest) -> Sink:
         ep = d.plan.endpoint
         codec = self.plan.codec
         if ep.is_remote:
@@ -566,8 +575,16 @@ class _Runner:
             return LocalTarSink(d.plan.target, algo=self.job.verify)
         return LocalSink(d.plan.target, algo=self.job.verify)
 
+    def _encryptor(self, source: Source) -> Encryptor | None:
+        if self.key is None:
+            return None
+        codec = self.plan.codec.codec if source.compressed else "none"
+        return Encryptor(self.key, codec_id=CODEC_IDS[codec])
+
     def _local_compressor(self, live: list[_Dest]):
         codec = self.plan.codec
+        if self.key is not None:
+            return None
         if codec.where == "local-compress" and any(d.sink and d.sink.compressed for d in live):
             return make_compressor(codec.codec, codec.level)
         return None

@@ -179,12 +179,19 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
         dst_tools = set()
     codec = choose_codec(job.compress, sample, source.tools, dst_tools, job.level)
     if job.encrypt and codec.destination_decompresses:
-        codec = CodecChoice(
-            codec.codec,
-            codec.level,
-            "local-decompress" if codec.source_compresses else "none",
-            codec.reason + "; the destination stores ciphertext, so it cannot decompress",
-        )
+        if codec.source_compresses:
+            codec = CodecChoice(
+                codec.codec, codec.level, "local-decompress",
+                codec.reason + "; the ciphertext keeps the compressed stream"
+                " (difpipe decrypt decompresses it)",
+            )  # fmt: skip
+        else:
+            codec = CodecChoice(
+                "none", None, "none",
+                "the source has no compressor and destinations store ciphertext; not compressing",
+            )  # fmt: skip
+    if job.encrypt and source.kind == "dir":
+        raise UsageError("--encrypt copies files; copy a tar archive of the directory instead")
     if source.kind == "dir":
         strategy = "tar"
         reason = f"a directory of {source.files} files: one tar stream, no round trip per file"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import DifpipeError, NetworkError
 from .codecs import Transformer
+from .encrypt import Encryptor
 from .ends import Sink, Source
 from .ratelimit import TokenBucket
 from .verify import new_hasher
@@ -67,8 +68,11 @@ class Relay:
         fail_fast: bool = False,
         on_progress: Callable[[Sink, int], None] | None = None,
         on_checkpoint: Callable[[Sink, int, str], None] | None = None,
+        encryptor: Encryptor | None = None,
     ):
         self.source = source
+        self.encryptor = encryptor
+        self._header_sent = False
         self.start = start
         self.algo = algo
         self.decompressor = decompressor
@@ -145,6 +149,9 @@ class Relay:
         return self._hasher.copy().hexdigest()
 
     async def _emit(self, raw: bytes, wire: bytes, *, final: bool = False) -> None:
+        if self.encryptor is not None:
+            await self._emit_encrypted(raw, wire, final=final)
+            return
         if raw:
             self._hasher.update(raw)
             self.offset += len(raw)
@@ -169,6 +176,29 @@ class Relay:
                 await st.queue.put((self.offset, payload))
             elif final:
                 await st.queue.put((self.offset, b""))
+
+    async def _emit_encrypted(self, raw: bytes, wire: bytes, *, final: bool) -> None:
+        """Every destination gets the same ciphertext; the digest is of the ciphertext sent.
+
+        What is encrypted is the stream as the source sent it (compressed when the source
+        compresses; the header records the codec for ``difpipe decrypt``).
+        """
+        assert self.encryptor is not None
+        plain = wire if self.source.compressed else raw
+        out = b""
+        if not self._header_sent:
+            out += self.encryptor.header()
+            self._header_sent = True
+        if plain:
+            out += self.encryptor.feed(plain)
+        if final:
+            out += self.encryptor.finish()
+        self.offset += len(raw)
+        if out:
+            self._hasher.update(out)
+        for st in self.states:
+            if st.alive and (out or final):
+                await st.queue.put((self.offset, out))
 
     async def _writer(self, st: SinkState) -> None:
         while True:

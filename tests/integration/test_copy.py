@@ -473,3 +473,19 @@ async def test_encrypted_copy_decrypts_to_the_original(h, workdirs, tmp_path, ki
     out = tmp_path / "plain"
     decrypt_file(workdirs["cloud"] / "enc", out, key)
     assert out.read_bytes() == src.read_bytes()
+
+
+async def test_parallel_ranges_over_separate_connections(h, workdirs, tmp_path):
+    src = random_file(workdirs["edge"] / "par.bin", 9 * MiB + 4321)
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/", str(tmp_path / "par-local.bin")),
+        parallel=4,
+    )
+    assert result.status == "done", result
+    assert (workdirs["cloud"] / "par.bin").read_bytes() == src.read_bytes()
+    assert (tmp_path / "par-local.bin").read_bytes() == src.read_bytes()
+    assert {d.digest for d in result.destinations} == {sha(src)}
+    opened = [e for e in h.kinds("connection.opened") if e.host == "edge"]
+    assert len(opened) == 4  # one connection per range
+    assert not list(workdirs["cloud"].glob(f"*{PART_SUFFIX}"))

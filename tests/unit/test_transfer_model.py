@@ -116,3 +116,18 @@ def test_schema_lists_every_job_field():
     # a job written from the schema's defaults parses
     sample = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
     job_from_mapping({**sample, "source": "a", "destinations": ["b"]})
+
+
+@pytest.mark.parametrize(
+    ("size", "n"), [(0, 4), (1, 4), (10 * 2**20, 4), (10 * 2**20 + 5, 3), (3 * 2**20, 8)]
+)
+def test_split_ranges_cover_the_file_on_aligned_offsets(size, n):
+    from difpipe_tui.core.transfer.parallel import ALIGN, split_ranges
+
+    ranges = split_ranges(size, n)
+    assert len(ranges) <= n
+    pos = 0
+    for offset, length in ranges:
+        assert offset == pos and offset % ALIGN == 0
+        pos += length
+    assert pos == size

@@ -32,6 +32,7 @@ from ..events import (
 from ..remote import command
 from ..ssh import RetryPolicy, SSHPool
 from ..store import Checkpoint, Store, new_transfer_id
+from . import parallel as par
 from .codecs import get_codec, make_compressor, make_decompressor
 from .encrypt import CODEC_IDS, Encryptor, load_key
 from .endpoints import parse_endpoint
@@ -122,8 +123,6 @@ class TransferEngine:
         stdout: BinaryIO | None = None,
     ) -> TransferHandle:
         key = load_key(job.encrypt) if job.encrypt else None
-        if job.parallel > 1:
-            raise UsageError("--parallel is not available in this version")
         job = absolute_local_paths(job, self.config)
         plan = await make_plan(job, self.config, self.pool)
         record = None
@@ -287,6 +286,9 @@ class _Runner:
             await asyncio.wait_for(self._stopped.wait(), delay)
 
     async def _attempt(self, todo: list[_Dest]) -> None:
+        if self.job.parallel > 1:
+            await self._attempt_parallel(todo)
+            return
         start = await self._resume_offsets(todo)
         for d in todo:
             d.sink = self._make_sink(d)
@@ -373,6 +375,117 @@ class _Runner:
                 for d in live
             )
         )
+
+    async def _attempt_parallel(self, todo: list[_Dest]) -> None:
+        """``--parallel N``: byte ranges over N connections; whole-file digests at the end."""
+        ep = self.plan.source.endpoint
+        size = self.plan.source.size or 0
+        spans = par.split_ranges(size, self.job.parallel)
+        pools = [self.pool] + [
+            SSHPool(
+                self.engine.config,
+                bus=self.bus,
+                retry=self.pool.retry,
+                known_hosts_file=self.pool.known_hosts_file,
+            )
+            for _ in spans[1:]
+        ]
+        try:
+            live = []
+            for d in todo:
+                d.sink = self._make_sink(d)
+                d.sink.resumable = False
+                try:
+                    await par.size_part(d.sink, size)
+                    live.append(d)
+                except DifpipeError as err:
+                    self._fail(d, err)
+            if not live:
+                return
+            jobs = [par.RangeJob(off, length, pools[i]) for i, (off, length) in enumerate(spans)]
+            owner: dict[int, _Dest] = {}
+            done = {id(d): [0] * len(jobs) for d in live}
+
+            def make_source(job: par.RangeJob) -> Source:
+                if ep.is_remote:
+                    assert ep.host is not None
+                    return par.RemoteRangeSource(job.pool, ep.host, ep.path, job.offset, job.length)
+                return par.LocalRangeSource(ep.path, job.offset, job.length)
+
+            def make_sinks(job: par.RangeJob) -> list[Sink]:
+                sinks: list[Sink] = []
+                for d in live:
+                    if isinstance(d.sink, RemoteSink):
+                        sink: Sink = par.RemoteRangeSink(d.sink, job.pool, job.offset)
+                    else:
+                        assert isinstance(d.sink, LocalSink)
+                        sink = par.LocalRangeSink(d.sink.part, job.offset)
+                    owner[id(sink)] = d
+                    sinks.append(sink)
+                return sinks
+
+            def progress(i: int, sink: Sink, n: int) -> None:
+                d = owner[id(sink)]
+                done[id(d)][i] = n
+                assert d.sink is not None
+                self._progress(d.sink, sum(done[id(d)]))
+
+            errors = await par.run_ranges(
+                jobs,
+                make_source,
+                make_sinks,
+                limiter=self.limiter,
+                buffer=self.job.buffer,
+                on_progress=progress,
+            )
+            algo = self.job.verify
+            expected = None
+            if algo != "none":
+                expected = await par.source_digest(
+                    self.pool,
+                    ep.host if ep.is_remote else None,
+                    ep.path,
+                    algo,
+                    self.plan.source.tools,
+                )
+            for k, d in enumerate(live):
+                err = next((e[k] for e in errors if e[k] is not None), None)
+                if err is None:
+                    err = await self._land_whole(d, expected, size)
+                if err is not None:
+                    await self._discard(d)
+                    if err.retryable:
+                        d.result.status = "retry"
+                        d.result.error, d.result.exit_code = str(err), int(err.exit_code)
+                    else:
+                        self._fail(d, err)
+        finally:
+            for extra in pools[1:]:
+                await extra.close()
+
+    async def _land_whole(self, d: _Dest, expected: str | None, size: int) -> DifpipeError | None:
+        assert d.sink is not None
+        try:
+            digest = None
+            if expected is not None:
+                digest = await d.sink.full_digest(self.job.verify)
+                if digest is not None:
+                    compare(expected, digest, what=d.plan.label, algo=self.job.verify)
+            await d.sink.land(self.job.overwrite)
+        except DifpipeError as err:
+            return err
+        d.result.status, d.result.bytes, d.result.digest = "done", size, digest or expected
+        d.result.error, d.result.exit_code = None, 0
+        self.bus.publish(
+            TransferDestinationDone(
+                transfer_id=self.id,
+                destination=d.plan.label,
+                status="done",
+                bytes=size,
+                digest=d.result.digest,
+            )
+        )
+        return None
 
     async def _prepare(self, d: _Dest, start: int) -> None:
         assert d.sink is not None

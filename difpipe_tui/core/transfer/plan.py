@@ -190,11 +190,26 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
                 "none", None, "none",
                 "the source has no compressor and destinations store ciphertext; not compressing",
             )  # fmt: skip
+    if job.parallel > 1:
+        if source.kind != "file":
+            raise UsageError(
+                "--parallel splits one file into byte ranges; the source is not a file"
+            )
+        if job.encrypt:
+            raise UsageError("--parallel cannot be combined with --encrypt")
+        if any(d.endpoint.is_stdio for d in destinations):
+            raise UsageError("--parallel writes ranges in place; stdout cannot be a destination")
+        codec = CodecChoice(
+            "none", None, "none", f"--parallel {job.parallel} moves byte ranges uncompressed"
+        )
     if job.encrypt and source.kind == "dir":
         raise UsageError("--encrypt copies files; copy a tar archive of the directory instead")
     if source.kind == "dir":
         strategy = "tar"
         reason = f"a directory of {source.files} files: one tar stream, no round trip per file"
+    elif job.parallel > 1:
+        strategy = "exec"
+        reason = f"{job.parallel} byte ranges, each over its own SSH connections"
     else:
         strategy = "exec"
         reason = "remote ends run cat/tail and tee over one SSH channel each"

@@ -489,3 +489,34 @@ async def test_parallel_ranges_over_separate_connections(h, workdirs, tmp_path):
     opened = [e for e in h.kinds("connection.opened") if e.host == "edge"]
     assert len(opened) == 4  # one connection per range
     assert not list(workdirs["cloud"].glob(f"*{PART_SUFFIX}"))
+
+
+async def test_sftp_strategy_copies_verifies_and_resumes(h, workdirs, tmp_path):
+    src = random_file(workdirs["edge"] / "s.bin", 12 * MiB + 5)
+    job = dict(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/", str(tmp_path / "s-local.bin")),
+        strategy="sftp",
+        checkpoint_interval=MiB,
+        rate_limit=6 * MiB,
+    )
+    async with h.pool() as pool:
+        handle = await h.start(pool, **job)
+        while not h.kinds("transfer.checkpoint"):
+            await asyncio.sleep(0.05)
+        handle.cancel()
+        first = await handle.wait()
+    assert first.status == "interrupted"
+    h.events.clear()
+    second = await h.copy(**{**job, "rate_limit": None})
+    assert second.status == "done", second
+    assert second.strategy == "sftp"
+    assert h.kinds("transfer.resume")[0].offset > 0
+    assert (workdirs["cloud"] / "s.bin").read_bytes() == src.read_bytes()
+    assert (tmp_path / "s-local.bin").read_bytes() == src.read_bytes()
+    with pytest.raises(RemoteCommandError, match="no such file"):
+        await h.copy(
+            source=f"edge:{workdirs['edge']}/missing",
+            destinations=(f"cloud:{workdirs['cloud']}/",),
+            strategy="sftp",
+        )

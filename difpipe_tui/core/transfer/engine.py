@@ -49,6 +49,7 @@ from .ends import (
 from .job import CopyJob, CopyResult, DestinationResult, job_from_mapping
 from .plan import DestinationPlan, Plan, make_plan
 from .ratelimit import TokenBucket
+from .sftp import SftpSink, SftpSource
 from .stream import Relay, SinkState
 from .tarstream import LocalTarSink, LocalTarSource, RemoteTarSink, RemoteTarSource
 from .verify import compare, parse_digest_output, prefix_digest_argvs, prefix_digest_local
@@ -644,6 +645,9 @@ class _Runner:
         ep = self.plan.source.endpoint
         codec = self.plan.codec
         is_dir = self.plan.source.kind == "dir"
+        if self.plan.source.sftp:
+            assert ep.host is not None
+            return SftpSource(self.pool, ep.host, ep.path, offset=offset)
         if ep.is_remote:
             assert ep.host is not None
             argv = (
@@ -666,6 +670,9 @@ class _Runner:
         return sink
 
     def _new_sink(self, d: _Dest) -> Sink:
+        if d.plan.sftp:
+            assert d.plan.endpoint.host is not None
+            return SftpSink(self.pool, d.plan.endpoint.host, d.plan.target, algo=self.job.verify)
         ep = d.plan.endpoint
         codec = self.plan.codec
         if ep.is_remote:

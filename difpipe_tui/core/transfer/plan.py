@@ -24,6 +24,7 @@ from .ends import (
     sample_remote,
 )
 from .job import CopyJob
+from .sftp import sample_sftp, sftp_inspect
 from .tarstream import local_dir_size, remote_dir_size
 
 EXEC_TOOLS = {"sh", "cat", "tail", "head"}
@@ -36,6 +37,7 @@ class SourcePlan:
     size: int | None
     files: int | None
     tools: set[str] = field(default_factory=set)
+    sftp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class SourcePlan:
             "files": self.files,
             "is_dir": self.kind == "dir",
             "tools": sorted(self.tools),
+            "sftp": self.sftp,
         }
 
 
@@ -56,6 +59,7 @@ class DestinationPlan:
     free_bytes: int | None
     tools: set[str] = field(default_factory=set)
     problem: DifpipeError | None = None
+    sftp: bool = False
 
     @property
     def label(self) -> str:
@@ -69,6 +73,7 @@ class DestinationPlan:
             "free_bytes": self.free_bytes,
             "tools": sorted(self.tools),
             "problem": str(self.problem) if self.problem else None,
+            "sftp": self.sftp,
         }
 
 
@@ -101,8 +106,31 @@ async def _tools(pool: SSHPool, ep: Endpoint) -> set[str]:
     return set((await pool.info(ep.host)).tools)
 
 
-async def _inspect(pool: SSHPool, ep: Endpoint, path: str | None = None) -> PathInfo:
+async def _uses_sftp(pool: SSHPool, ep: Endpoint, job: CopyJob, needs: set[str]) -> bool:
+    """Whether this remote end moves data over SFTP rather than a shell pipeline."""
+    if not ep.is_remote:
+        return False
+    assert ep.host is not None
+    info = await pool.info(ep.host)
+    if job.strategy == "sftp":
+        return True
+    if set(info.tools) >= needs:
+        return False
+    missing = ", ".join(sorted(needs - set(info.tools)))
+    if job.strategy == "exec":
+        raise RemoteCommandError(f"the host lacks {missing} (--strategy exec)", host=ep.host)
+    if info.sftp is False:
+        raise RemoteCommandError(f"the host lacks {missing} and offers no SFTP", host=ep.host)
+    return True
+
+
+async def _inspect(
+    pool: SSHPool, ep: Endpoint, path: str | None = None, *, sftp: bool = False
+) -> PathInfo:
     path = ep.path if path is None else path
+    if sftp:
+        assert ep.host is not None
+        return await sftp_inspect(pool, ep.host, path)
     if ep.is_remote:
         assert ep.host is not None
         return await inspect_remote(pool, ep.host, path)
@@ -118,7 +146,9 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
     if src.is_stdio:
         source = SourcePlan(src, "stream", None, None)
     else:
-        info, tools = await asyncio.gather(_inspect(pool, src), _tools(pool, src))
+        via_sftp = await _uses_sftp(pool, src, job, EXEC_TOOLS)
+        info = await _inspect(pool, src, sftp=via_sftp)
+        tools = set() if via_sftp else await _tools(pool, src)
         where = f"{src.host}:" if src.is_remote else ""
         if info.kind == "missing":
             err = RemoteCommandError if src.is_remote else LocalIOError
@@ -126,6 +156,8 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
         if info.kind == "dir":
             if not job.recursive:
                 raise UsageError(f"{where}{src.path} is a directory", hint="use -r to copy it")
+            if via_sftp:
+                raise UsageError(f"{where}{src.path}: a directory needs tar and a shell, not SFTP")
             if src.is_remote:
                 assert src.host is not None
                 if "tar" not in tools:
@@ -139,17 +171,8 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
         elif info.kind != "file":
             raise UsageError(f"{where}{src.path}: not a regular file")
         else:
-            source = SourcePlan(src, "file", info.size, 1, tools)
-        if src.is_remote and not tools >= EXEC_TOOLS:
-            missing = ", ".join(sorted(EXEC_TOOLS - tools))
-            raise RemoteCommandError(
-                f"the host lacks {missing}; the SFTP strategy that needs no shell is not"
-                " available in this version",
-                host=src.host,
-            )
+            source = SourcePlan(src, "file", info.size, 1, tools, sftp=via_sftp)
 
-    if job.strategy == "sftp":
-        raise UsageError("--strategy sftp is not available in this version")
     if job.strategy == "tar" and source.kind != "dir":
         raise UsageError("--strategy tar streams a directory; the source is not one")
     if source.kind == "dir" and any(d.is_stdio for d in dsts):
@@ -166,7 +189,10 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
         sample = await _sample_tar(pool, src)
         ratio = estimate_ratio(sample) if sample else None
     elif job.compress == "auto" and not src.is_stdio and (source.size or 0) > 0:
-        if src.is_remote:
+        if source.sftp:
+            assert src.host is not None
+            sample = await sample_sftp(pool, src.host, src.path)
+        elif src.is_remote:
             assert src.host is not None
             sample = await sample_remote(pool, src.host, src.path)
         else:
@@ -199,12 +225,19 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
             raise UsageError("--parallel cannot be combined with --encrypt")
         if any(d.endpoint.is_stdio for d in destinations):
             raise UsageError("--parallel writes ranges in place; stdout cannot be a destination")
+        if source.sftp or any(d.sftp for d in destinations):
+            raise UsageError("--parallel needs a shell on the remote ends, not SFTP")
         codec = CodecChoice(
             "none", None, "none", f"--parallel {job.parallel} moves byte ranges uncompressed"
         )
     if job.encrypt and source.kind == "dir":
         raise UsageError("--encrypt copies files; copy a tar archive of the directory instead")
-    if source.kind == "dir":
+    if source.sftp or any(d.sftp for d in destinations):
+        strategy = "sftp"
+        reason = "SFTP on the ends without a shell pipeline; nothing runs there but sftp-server"
+        if job.strategy == "sftp":
+            reason = "--strategy sftp"
+    elif source.kind == "dir":
         strategy = "tar"
         reason = f"a directory of {source.files} files: one tar stream, no round trip per file"
     elif job.parallel > 1:
@@ -246,8 +279,16 @@ async def _plan_destination(
 ) -> DestinationPlan:
     if ep.is_stdio:
         return DestinationPlan(ep, "-", False, None)
-    tools = await _tools(pool, ep)
-    info = await _inspect(pool, ep)
+    needs = {"sh", "cat", "dd", "mv", "tee", "head"} | ({"tar"} if is_dir else set())
+    try:
+        via_sftp = await _uses_sftp(pool, ep, job, needs)
+    except DifpipeError as err:
+        return DestinationPlan(ep, ep.path, False, None, set(), err)
+    if via_sftp and is_dir:
+        err = UsageError(f"{ep}: a directory needs tar and a shell, not SFTP")
+        return DestinationPlan(ep, ep.path, False, None, set(), err, sftp=True)
+    tools = set() if via_sftp else await _tools(pool, ep)
+    info = await _inspect(pool, ep, sftp=via_sftp)
     where = f"{ep.host}:" if ep.is_remote else ""
     if is_dir and info.kind != "dir" and not ep.path.endswith("/"):
         target_info = info  # like cp -r: a new name receives the directory's contents
@@ -261,8 +302,10 @@ async def _plan_destination(
     except UsageError as err:
         return DestinationPlan(ep, ep.path, False, info.free_bytes, tools, err)
     if target != ep.path:
-        info = await _inspect(pool, ep, target)
-    return _dest_checks(ep, target, info, tools, job, where, is_dir)
+        info = await _inspect(pool, ep, target, sftp=via_sftp)
+    plan = _dest_checks(ep, target, info, tools, job, where, is_dir)
+    plan.sftp = via_sftp
+    return plan
 
 
 def _dest_checks(
@@ -290,9 +333,5 @@ def _dest_checks(
         problem = err_cls(f"{shown}: permission denied", host=ep.host)
     elif info.kind == "file" and not job.overwrite:
         problem = err_cls(f"{shown} exists", host=ep.host, hint="--no-overwrite was given")
-    needs = {"cat", "dd", "mv", "tee"} | ({"tar"} if is_dir else set())
-    if ep.is_remote and problem is None and not needs <= tools:
-        missing = ", ".join(sorted(needs - tools))
-        problem = RemoteCommandError(f"the host lacks {missing}", host=ep.host)
     exists = info.kind in ("file", "dir")
     return DestinationPlan(ep, target, exists, info.free_bytes, tools, problem)

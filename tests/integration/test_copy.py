@@ -24,7 +24,8 @@ MiB = 1024 * 1024
 
 
 def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @pytest.fixture
@@ -520,3 +521,24 @@ async def test_sftp_strategy_copies_verifies_and_resumes(h, workdirs, tmp_path):
             destinations=(f"cloud:{workdirs['cloud']}/",),
             strategy="sftp",
         )
+
+
+async def test_sparse_2gib_file_streams_compressed(h, workdirs):
+    src = workdirs["edge"] / "sparse.img"
+    with src.open("wb") as fh:
+        fh.truncate(2 * 1024 * MiB)
+        fh.seek(1024 * MiB)
+        fh.write(b"a marker in the middle")
+    try:
+        result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
+        landed = workdirs["cloud"] / "sparse.img"
+        assert result.status == "done", result
+        assert result.codec in ("zstd", "lz4")
+        assert landed.stat().st_size == src.stat().st_size
+        with landed.open("rb") as fh:
+            fh.seek(1024 * MiB)
+            assert fh.read(22) == b"a marker in the middle"
+        assert result.destinations[0].digest == sha(src)
+    finally:
+        for path in (src, workdirs["cloud"] / "sparse.img"):
+            path.unlink(missing_ok=True)

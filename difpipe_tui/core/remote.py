@@ -65,7 +65,7 @@ def pipeline(
 # Tools the transfer planner cares about, probed once per connection.
 PROBED_TOOLS: tuple[str, ...] = (
     "sh", "cat", "dd", "head", "tail", "tee", "stat", "mkdir", "mv", "rm", "df",
-    "sha256sum", "shasum", "b2sum", "zstd", "lz4", "gzip", "tar", "rsync",
+    "sha256sum", "shasum", "b2sum", "openssl", "zstd", "lz4", "gzip", "tar", "rsync",
 )  # fmt: skip
 
 # What every POSIX host is expected to have; the rest decide the transfer strategy.

@@ -104,6 +104,9 @@ def test_digest_argv_from_tools():
     assert digest_argv("blake2b", {"b2sum"}) == ["b2sum"]
     assert digest_argv("blake2b", {"sha256sum", "shasum"}) is None
     assert digest_argv("none", {"sha256sum"}) is None
+    fast = {"sha256sum", "b2sum", "openssl"}
+    assert digest_argv("sha256", fast) == ["openssl", "dgst", "-sha256", "-r"]
+    assert digest_argv("blake2b", fast) == ["openssl", "dgst", "-blake2b512", "-r"]
     assert prefix_digest_argvs("/x", 5, "blake2b", {"sha256sum"}) is None
     with pytest.raises(
         UsageError, match='--verify: expected one of sha256, blake2b, none, got "md5"'
@@ -165,3 +168,16 @@ def test_compare_shows_enough_to_tell_digests_apart():
 def test_prefix_digest_local_missing_file(tmp_path):
     with pytest.raises(LocalIOError, match=r"nope: cannot read: No such file"):
         prefix_digest_local(tmp_path / "nope", 10, "sha256")
+
+
+@pytest.mark.parametrize("algo", ["sha256", "blake2b"])
+def test_openssl_digest_matches_hashlib(tmp_path, algo):
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is missing: run scripts/install-test-deps")
+    data = os.urandom(100_000)
+    out = subprocess.run(
+        digest_argv(algo, {"openssl"}), input=data, capture_output=True, check=True
+    ).stdout.decode()
+    hasher = new_hasher(algo)
+    hasher.update(data)
+    assert parse_digest_output(out, algo) == hasher.hexdigest()

@@ -142,6 +142,9 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
     dsts = [parse_endpoint(d, config) for d in job.destinations]
     if sum(d.is_stdio for d in dsts) > 1:
         raise UsageError("stdout (-) can be a destination only once")
+    # connect to every host and probe its tools at once; each end reports its own failure below
+    hosts = {ep.host for ep in (src, *dsts) if ep.is_remote and ep.host}
+    await asyncio.gather(*(pool.info(h) for h in hosts), return_exceptions=True)
 
     if src.is_stdio:
         source = SourcePlan(src, "stream", None, None)

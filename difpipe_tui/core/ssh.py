@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncssh
 
-from . import paths
+from . import flowcontrol, paths
 from .config import Config, ResolvedHost
 from .errors import (
     AuthError,
@@ -46,6 +46,8 @@ from .events import (
 from .remote import TOOL_PROBE, RemoteInfo, parse_tool_probe
 
 log = logging.getLogger(__name__)
+
+flowcontrol.install()
 
 # AES-GCM first: about twice the throughput of chacha20-poly1305 in asyncssh (see TESTING.md).
 PREFERRED_CIPHERS = (

@@ -1,0 +1,44 @@
+"""A slow consumer must not make asyncssh buffer the whole stream (see core/flowcontrol.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from difpipe_tui.core import flowcontrol
+from difpipe_tui.core.config import load_config
+from difpipe_tui.core.remote import command
+from difpipe_tui.core.ssh import SSHPool
+
+MiB = 1024 * 1024
+
+
+async def test_slow_reader_keeps_buffers_within_one_window(lab, tmp_path):
+    assert flowcontrol.install()
+    src = Path(lab.hosts["edge"].root) / "flow.bin"
+    src.write_bytes(os.urandom(48 * MiB))
+    config = load_config(lab.write_config(tmp_path / "difpipe.toml"))
+    peak = 0
+    try:
+        async with SSHPool(config, known_hosts_file=tmp_path / "kh") as pool:
+            hc = await pool.connect("edge")
+            proc = await hc.conn.create_process(command("cat", "--", str(src)), encoding=None)
+            window = proc._chan.get_recv_window()
+            total = 0
+            while True:
+                data = await proc.stdout.read(256 * 1024)
+                if not data:
+                    break
+                total += len(data)
+                held = proc._recv_buf_len + sum(len(c) for c, _ in proc._chan._recv_buf)
+                peak = max(peak, held)
+                await asyncio.sleep(0.002)  # a consumer slower than the link
+            await proc.wait()
+    finally:
+        src.unlink()
+    assert total == 48 * MiB
+    # the session's limit (one window) plus at most one window in flight
+    assert peak <= 2 * window + MiB, (
+        f"peak {peak / MiB:.1f} MiB with a {window / MiB:.1f} MiB window"
+    )

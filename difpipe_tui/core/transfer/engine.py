@@ -317,9 +317,18 @@ class _Runner:
             return
         source = self._make_source(start)
         await source.open()
+        opened = []
         for d in live:
             assert d.sink is not None
-            await d.sink.open()
+            try:
+                await d.sink.open()
+                opened.append(d)
+            except DifpipeError as err:  # that destination fails; the others go on
+                await self._after_error(d, err)
+        if not opened:
+            await source.abort()
+            return
+        live = opened
         relay = Relay(
             source,
             [d.sink for d in live if d.sink is not None],
@@ -362,7 +371,13 @@ class _Runner:
             for d in live:
                 await self._after_error(d, by_sink[id(d.sink)].error or DifpipeError("stopped"))
             return
-        await source.finish()
+        try:
+            await source.finish()
+        except BaseException:
+            for d in live:
+                if d.sink is not None:
+                    await d.sink.abort()
+            raise
         total = self.plan.source.size if self.plan.source.kind == "file" else None
         if total is not None and outcome.offset != total:
             raise VerifyError(

@@ -904,78 +904,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-_READ_SIZE = 1024 * 1024
-
-
-def decrypt_stream(reader: IO[bytes], write: Callable[[bytes], Any], key: bytes, what: str) -> int:
-    """Decrypt and decompress ``reader`` into ``write``; returns the plaintext bytes."""
-    from .core.transfer.codecs import make_decompressor
-    from .core.transfer.encrypt import Decryptor
-
-    decryptor = Decryptor(key, what=what)
-    decompressor = None
-    written = 0
-
-    def out(plain: bytes, last: bool = False) -> None:
-        nonlocal decompressor, written
-        if decompressor is None and decryptor.codec is not None:
-            decompressor = make_decompressor(decryptor.codec, what=what)
-        data = plain if decompressor is None else decompressor.feed(plain)
-        if last and decompressor is not None:
-            data += decompressor.flush()
-        if data:
-            write(data)
-            written += len(data)
-
-    while True:
-        try:
-            chunk = reader.read(_READ_SIZE)
-        except OSError as exc:
-            raise LocalIOError(f"{what}: cannot read: {exc.strerror}") from None
-        if not chunk:
-            out(decryptor.finish(), last=True)
-            return written
-        out(decryptor.feed(chunk))
-
-
-def _decrypt_to_file(reader: IO[bytes], dst: str, key: bytes, what: str, overwrite: bool) -> int:
-    from .core.transfer.encrypt import PART_SUFFIX
-
-    if not overwrite and os.path.lexists(dst):
-        raise LocalIOError(f"{dst}: already exists; remove it or use --overwrite")
-    part = dst + PART_SUFFIX
-    try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
-    try:
-        with open(fd, "wb") as f:
-
-            def write(data: bytes) -> None:
-                try:
-                    f.write(data)
-                except OSError as exc:
-                    raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
-
-            written = decrypt_stream(reader, write, key, what)
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
-        try:
-            os.replace(part, dst)
-        except OSError as exc:
-            raise LocalIOError(f"{dst}: cannot write: {exc.strerror}") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part)
-        raise
-    return written
-
-
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    from .core.transfer.encrypt import decrypt_file, load_key
+    from .core.transfer.encrypt import decrypt_file, decrypt_stream, decrypt_to_file, load_key
 
     key = load_key(os.path.expanduser(args.key))
     src, dst = args.input, args.output_file
@@ -1000,9 +930,11 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
                 out.write(data)
                 out.flush()
 
-            decrypt_stream(reader, write, key, what)
+            decrypt_stream(reader, write, key, what=what)
         else:
-            written = _decrypt_to_file(reader, dst, key, what, args.overwrite)
+            if not args.overwrite and os.path.lexists(dst):
+                raise LocalIOError(f"{dst}: already exists; remove it or use --overwrite")
+            written = decrypt_to_file(reader, dst, key, what=what, overwrite=args.overwrite)
             print(f"{dst}: {human_bytes(written)} decrypted and authenticated")
     finally:
         if src != "-":

@@ -21,12 +21,13 @@ _installed = False
 
 def _deliver_data(self, data, datatype):  # type: ignore[no-untyped-def]
     """Hand one packet to the session; re-open the window only for what it has taken."""
-    still_buffered = sum(len(chunk) for chunk, _ in self._recv_buf)
-    open_now = self._recv_window + still_buffered
-    if open_now < self._init_recv_window / 2:
-        adjust = self._init_recv_window - open_now
-        self.send_packet(_channel.MSG_CHANNEL_WINDOW_ADJUST, _channel.UInt32(adjust))
-        self._recv_window += adjust
+    half = self._init_recv_window / 2
+    if self._recv_window < half:  # only then can an adjust be due: skip the sum otherwise
+        open_now = self._recv_window + sum(len(chunk) for chunk, _ in self._recv_buf)
+        if open_now < half:
+            adjust = self._init_recv_window - open_now
+            self.send_packet(_channel.MSG_CHANNEL_WINDOW_ADJUST, _channel.UInt32(adjust))
+            self._recv_window += adjust
     if self._encoding:
         try:
             data = self._decoder.decode(data)

@@ -372,50 +372,73 @@ def _convert_file(src: str, dst: str, overwrite: bool, pipeline: _Pipeline) -> i
 
     Returns the bytes written. On any failure the part file is removed and ``dst`` untouched.
     """
-    if not overwrite and os.path.lexists(dst):
-        raise LocalIOError(f"{dst}: already exists; remove it or choose another name")
-    part = dst + PART_SUFFIX
     try:
         reader = open(src, "rb")  # noqa: SIM115 - closed by the with block below
     except OSError as exc:
         raise LocalIOError(f"{src}: cannot read: {exc.strerror}") from None
     with reader:
-        try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
-        try:
-            written = _copy_through(reader, fd, pipeline, src, part)
+        return _convert_stream(reader, src, dst, overwrite, pipeline)
+
+
+def _convert_stream(reader, src: str, dst: str, overwrite: bool, pipeline: _Pipeline) -> int:
+    if not overwrite and os.path.lexists(dst):
+        raise LocalIOError(f"{dst}: already exists; remove it or choose another name")
+    part = dst + PART_SUFFIX
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
+    try:
+        with open(fd, "wb") as writer:
+
+            def write(data: bytes) -> None:
+                try:
+                    writer.write(data)
+                except OSError as exc:
+                    raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
+
+            written = _pump(reader, write, pipeline, src)
             try:
-                os.replace(part, dst)
+                writer.flush()
+                os.fsync(writer.fileno())
             except OSError as exc:
-                raise LocalIOError(f"{dst}: cannot write: {exc.strerror}") from None
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(part)
-            raise
+                raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
+        try:
+            os.replace(part, dst)
+        except OSError as exc:
+            raise LocalIOError(f"{dst}: cannot write: {exc.strerror}") from None
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
     return written
 
 
-def _copy_through(reader, fd: int, pipeline: _Pipeline, src: str, part: str) -> int:
+def _pump(reader, write, pipeline: _Pipeline, src: str) -> int:
+    """Feed ``reader`` through ``pipeline`` into ``write``; returns the bytes written."""
     written = 0
-    with open(fd, "wb") as writer:
-        while True:
-            try:
-                data = reader.read(_READ_SIZE)
-            except OSError as exc:
-                raise LocalIOError(f"{src}: cannot read: {exc.strerror}") from None
-            out = pipeline.feed(data) if data else pipeline.finish()
-            try:
-                writer.write(out)
-                if not data:
-                    writer.flush()
-                    os.fsync(writer.fileno())
-            except OSError as exc:
-                raise LocalIOError(f"{part}: cannot write: {exc.strerror}") from None
+    while True:
+        try:
+            data = reader.read(_READ_SIZE)
+        except OSError as exc:
+            raise LocalIOError(f"{src}: cannot read: {exc.strerror}") from None
+        out = pipeline.feed(data) if data else pipeline.finish()
+        if out:
+            write(out)
             written += len(out)
-            if not data:
-                return written
+        if not data:
+            return written
+
+
+def decrypt_stream(reader, write, key: bytes, *, what: str) -> int:
+    """Decrypt (and decompress) ``reader`` into ``write`` chunk by chunk, as each chunk is
+    authenticated; a cut or altered stream raises :class:`VerifyError` after the good part."""
+    return _pump(reader, write, _DecryptPipeline(key, what), what)
+
+
+def decrypt_to_file(reader, dst: str, key: bytes, *, what: str, overwrite: bool = False) -> int:
+    """:func:`decrypt_file` from an open binary stream (stdin, say) instead of a path."""
+    return _convert_stream(reader, what, os.fspath(dst), overwrite, _DecryptPipeline(key, what))
 
 
 def decrypt_file(

@@ -426,6 +426,10 @@ class Bench:
         self.cpu = CpuMeter([h.pid for h in self.lab.hosts.values() if h.pid])
         self.ssh_config = str(self.lab.ssh_config)
         self.config = self.lab.write_config(self.local / "difpipe.toml")
+        # the same hosts with every stream inside difpipe's process (no OpenSSH legs)
+        self.config_asyncssh = self.lab.write_config(
+            self.local / "difpipe-asyncssh.toml", transport="asyncssh"
+        )
         self.difpipe = difpipe_argv()
         self.src = self.lab.hosts["edge"].root / "src"
         self.src.mkdir()
@@ -504,9 +508,10 @@ class Bench:
         write = self.ssh(host, "cat > " + shlex.quote(dst), cipher)
         return shell(f"{read} | {write}")
 
-    def dp(self, *args: str, progress: bool = False) -> list[str]:
+    def dp(self, *args: str, progress: bool = False, asyncssh: bool = False) -> list[str]:
         out = ["--progress", "json"] if progress else ["-o", "json"]
-        return [*self.difpipe, "--config", str(self.config), "copy", *args, *out]
+        config = self.config_asyncssh if asyncssh else self.config
+        return [*self.difpipe, "--config", str(config), "copy", *args, *out]
 
     # -- data --------------------------------------------------------------------------------
 
@@ -653,6 +658,16 @@ class Bench:
             Tool(
                 "difpipe --verify none",
                 self.dp(f"edge:{src}", f"cloud:{out}", "--verify", "none"),
+                True,
+            ),
+            Tool(
+                "difpipe (sha256), transport asyncssh",
+                self.dp(f"edge:{src}", f"cloud:{out}", asyncssh=True),
+                True,
+            ),
+            Tool(
+                "difpipe --verify none, transport asyncssh",
+                self.dp(f"edge:{src}", f"cloud:{out}", "--verify", "none", asyncssh=True),
                 True,
             ),
             Tool("ssh | ssh (default cipher)", self.pipeline(src, "cloud", out)),

@@ -38,6 +38,7 @@ __all__ = [
     "HOST_KEY_POLICIES",
     "HOST_NAME_PATTERN",
     "ROLES",
+    "TRANSPORTS",
     "Auth",
     "Config",
     "ConfigKeyError",
@@ -59,6 +60,7 @@ __all__ = [
 
 ROLES = ("edge", "cloud", "storage", "bastion", "other")
 HOST_KEY_POLICIES = ("strict", "accept-new")
+TRANSPORTS = ("auto", "asyncssh", "openssh")
 HOST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -172,6 +174,7 @@ class Defaults:
     connect_timeout: float = 10.0
     keepalive_interval: float = 15.0
     keepalive_count_max: int = 3
+    transport: str = "auto"
 
     def __post_init__(self) -> None:
         _as_tuples(self, "known_hosts")
@@ -341,6 +344,15 @@ _DEFAULTS_FIELDS: dict[str, _Field] = {
     "connect_timeout": _CONNECT_TIMEOUT,
     "keepalive_interval": _KEEPALIVE_INTERVAL,
     "keepalive_count_max": _KEEPALIVE_COUNT_MAX,
+    "transport": _Field(
+        "string",
+        "How a copy streams a file to or from a host (a job's transport overrides it): "
+        '"openssh" runs one ssh client process per remote end, so the two ends of a relay '
+        'use two cores; "asyncssh" streams inside DifPipe\'s own process; "auto" is openssh '
+        "when the ssh client is installed and can express the host's settings, else asyncssh. "
+        "Directories (tar), SFTP and --parallel ranges always use asyncssh.",
+        choices=TRANSPORTS,
+    ),
 }
 
 _AUTH_FIELDS: dict[str, _Field] = {

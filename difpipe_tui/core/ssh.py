@@ -18,6 +18,7 @@ import os
 import random
 import shlex
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,6 +264,7 @@ class SSHPool:
         self._ever_lost: set[tuple[str, ...]] = set()
         self._passwords: dict[str, str] = {}
         self._closing = False
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
 
     # -- public API --------------------------------------------------------------------------
 
@@ -389,9 +391,22 @@ class SSHPool:
                 hc.lost = True
                 hc.conn.close()
 
+    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await ``callback()`` when the pool closes, before its connections close."""
+        self._on_close.append(callback)
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Close every connection, innermost first, waiting at most ``timeout`` seconds."""
+        """Close every connection, innermost first, waiting at most ``timeout`` seconds.
+
+        What registered with :meth:`on_close` (e.g. OpenSSH legs that use the pool) stops first.
+        """
         self._closing = True
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                log.exception("a close callback of the SSH pool failed")
         conns = sorted(self._conns.values(), key=lambda h: -len(h.path))
         self._conns.clear()
         for hc in conns:

@@ -1,4 +1,7 @@
-"""`difpipe copy` end to end: the real binary, the real lab, kill -9 and Ctrl-C in the middle."""
+"""`difpipe copy` end to end: the real binary, the real lab, kill -9 and Ctrl-C in the middle.
+
+Every test runs with the config's ``defaults.transport`` set to "asyncssh" and to "openssh".
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,50 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
+from difpipe_tui.core.transfer.openssh import ssh_available
 from tests.e2e.runner import DIFPIPE, Difpipe
 
 MiB = 1024 * 1024
+TRANSPORTS = [
+    "asyncssh",
+    pytest.param(
+        "openssh",
+        marks=pytest.mark.skipif(ssh_available() is None, reason="needs the OpenSSH client"),
+    ),
+]
 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(params=TRANSPORTS)
+def transport(request):
+    return request.param
+
+
 @pytest.fixture
-def dp(tmp_path, lab_config):
-    return Difpipe(tmp_path / "home", lab_config)
+def dp(lab, tmp_path, transport):
+    return Difpipe(tmp_path / "home", lab.write_config(tmp_path / "dp.toml", transport=transport))
+
+
+def masters_of(home: Path) -> list[psutil.Process]:
+    """Live ssh processes (legs or control masters) that a difpipe under ``home`` started."""
+    found = []
+    for p in psutil.process_iter(["name", "environ"]):
+        try:
+            if (
+                p.info["name"] == "ssh"
+                and p.status() != psutil.STATUS_ZOMBIE
+                and (p.info["environ"] or {}).get("DIFPIPE_HOME") == str(home)
+            ):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 @pytest.fixture
@@ -45,7 +78,7 @@ def random_file(path: Path, size: int) -> Path:
     return path
 
 
-def test_copy_fan_out_json_summary_and_ndjson(dp, dirs):
+def test_copy_fan_out_json_summary_and_ndjson(dp, dirs, transport):
     src = random_file(dirs["edge"] / "a.bin", 5 * MiB)
     run = dp(
         "copy",
@@ -65,8 +98,12 @@ def test_copy_fan_out_json_summary_and_ndjson(dp, dirs):
     assert {d["digest"] for d in summary["destinations"]} == {sha(src)}
     assert sha(dirs["cloud"] / "a.bin") == sha(src) == sha(dirs["storage"] / "b.bin")
 
+    assert {d["transport"] for d in summary["destinations"]} == {transport}
+    assert summary["transport"] == transport
+
     table = dp("copy", f"edge:{src}", f"cloud:{dirs['cloud']}/c.bin")
     assert table.code == 0 and "done" in table.stdout
+    assert masters_of(dp.home) == []  # legs and control masters end with the command
 
 
 def test_stdin_to_remote_and_remote_to_stdout(dp, dirs, tmp_path):
@@ -103,7 +140,7 @@ def test_bad_input_exit_codes(dp, dirs):
     assert flag.code == 2 and "--rate-limit" in flag.error
 
 
-def test_analyze_explains_the_plan(dp, dirs):
+def test_analyze_explains_the_plan(dp, dirs, transport):
     log = dirs["edge"] / "app.log"
     log.write_text("".join(f"line {i} INFO something happened\n" for i in range(50_000)))
     run = dp("analyze", f"edge:{log}", f"cloud:{dirs['cloud']}/", "-o", "json")
@@ -113,7 +150,17 @@ def test_analyze_explains_the_plan(dp, dirs):
     assert plan["codec"]["codec"] == "zstd" and "compresses to" in plan["codec"]["reason"]
     assert plan["source"]["size"] == log.stat().st_size
     assert plan["destinations"][0]["target"] == f"{dirs['cloud']}/app.log"
+    assert plan["transport"] == transport
+    for end in (plan["source"], plan["destinations"][0]):
+        assert end["transport"] == transport
+        assert f'transport = "{transport}"' in end["transport_reason"]
     assert not (dirs["cloud"] / "app.log").exists()  # analyze moves nothing
+    assert masters_of(dp.home) == []
+    local = dp("analyze", f"edge:{log}", str(dirs["cloud"] / "local.log"), "-o", "json").json()
+    assert local["destinations"][0]["transport"] == "local"
+    tree = dp("analyze", "-r", f"edge:{dirs['edge']}", f"cloud:{dirs['cloud']}/t", "-o", "json")
+    source = tree.json()["source"]
+    assert source["transport"] == "asyncssh" and "tar" in source["transport_reason"]
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, timeout: float = 30) -> list[dict]:

@@ -1,4 +1,9 @@
-"""The transfer engine against real sshd hosts: relay, fan-out, verify, resume, faults."""
+"""The transfer engine against real sshd hosts: relay, fan-out, verify, resume, faults.
+
+Every test runs twice: with ``transport = "asyncssh"`` (streams inside this process) and with
+``transport = "openssh"`` (one ssh client process per remote end). After each copy the
+harness checks that no ssh process and no control master of the engine is left.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from difpipe_tui.core.config import load_config
@@ -19,8 +25,16 @@ from difpipe_tui.core.store import Store
 from difpipe_tui.core.transfer.ends import PART_SUFFIX
 from difpipe_tui.core.transfer.engine import TransferEngine
 from difpipe_tui.core.transfer.job import CopyJob
+from difpipe_tui.core.transfer.openssh import ssh_available
 
 MiB = 1024 * 1024
+TRANSPORTS = [
+    "asyncssh",
+    pytest.param(
+        "openssh",
+        marks=pytest.mark.skipif(ssh_available() is None, reason="needs the OpenSSH client"),
+    ),
+]
 
 
 def sha(path: Path) -> str:
@@ -42,35 +56,81 @@ def workdirs(lab):
         subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
+def leftover_ssh(config_files: list[Path]) -> list[psutil.Process]:
+    """ssh processes among our descendants, and any process (a detached control master)
+    started with one of ``config_files``."""
+    wanted = {str(f) for f in config_files}
+    found = []
+    for p in psutil.process_iter(["name", "cmdline", "ppid"]):
+        try:
+            cmdline = p.info["cmdline"] or []
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        if wanted & set(cmdline):
+            found.append(p)
+    mine = psutil.Process().children(recursive=True)
+    found += [p for p in mine if p.name() == "ssh" and p.status() != psutil.STATUS_ZOMBIE]
+    return found
+
+
 class Harness:
-    def __init__(self, lab, tmp_path):
-        self.config = load_config(lab.write_config(tmp_path / "difpipe.toml"))
+    def __init__(self, lab, tmp_path, transport):
+        self.lab = lab
+        self.transport = transport
+        self.tmp = tmp_path
+        self.config = load_config(self.write_config("difpipe.toml"))
         self.bus = EventBus()
         self.events = []
         self.bus.subscribe(self.events.append)
         self.store = Store.open(tmp_path / "state.db")
         self.known = tmp_path / "known_hosts"
+        self.ssh_configs: list[Path] = []  # the engines' generated ssh_config files
+
+    def write_config(self, name, **defaults):
+        return self.lab.write_config(self.tmp / name, transport=self.transport, **defaults)
 
     def kinds(self, kind):
         return [e for e in self.events if e.kind == kind]
 
+    def engine(self, pool):
+        engine = TransferEngine(self.config, pool=pool, store=self.store, bus=self.bus)
+        original = engine.openssh_for
+
+        def openssh_for(job):
+            ctx = original(job)
+            if ctx is not None and ctx.config_file not in self.ssh_configs:
+                self.ssh_configs.append(ctx.config_file)
+            return ctx
+
+        engine.openssh_for = openssh_for
+        return engine
+
     async def copy(self, **kw):
         async with SSHPool(self.config, bus=self.bus, known_hosts_file=self.known) as pool:
-            engine = TransferEngine(self.config, pool=pool, store=self.store, bus=self.bus)
-            return await engine.copy(CopyJob(**kw))
+            result = await self.engine(pool).copy(CopyJob(**kw))
+        self.check_nothing_left()
+        return result
 
     async def start(self, pool, **kw):
-        engine = TransferEngine(self.config, pool=pool, store=self.store, bus=self.bus)
-        return await engine.start(CopyJob(**kw))
+        return await self.engine(pool).start(CopyJob(**kw))
 
     def pool(self):
         return SSHPool(self.config, bus=self.bus, known_hosts_file=self.known)
 
+    def check_nothing_left(self):
+        assert leftover_ssh(self.ssh_configs) == []
+        if self.transport == "openssh":
+            assert self.ssh_configs, "the engine never made its OpenSSH context"
+        assert not any(f.exists() for f in self.ssh_configs)
 
-@pytest.fixture
-def h(lab, tmp_path):
-    harness = Harness(lab, tmp_path)
+
+@pytest.fixture(params=TRANSPORTS)
+def h(lab, tmp_path, request):
+    harness = Harness(lab, tmp_path, request.param)
     yield harness
+    harness.check_nothing_left()
     harness.store.close()
 
 
@@ -92,6 +152,7 @@ async def test_remote_to_remote_relay_lands_identical_bytes(h, workdirs):
     result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
     landed = workdirs["cloud"] / "data.bin"
     assert result.status == "done", result
+    assert result.transport == result.destinations[0].transport == h.transport
     assert landed.read_bytes() == src.read_bytes()
     assert result.destinations[0].digest == sha(src)
     assert not list(workdirs["cloud"].glob(f"*{PART_SUFFIX}"))
@@ -211,8 +272,7 @@ async def test_full_disk_never_replaces_the_good_file(h, workdirs, small_tmpfs):
 
 
 async def test_permission_denied_at_destination(lab, h, workdirs, tmp_path, monkeypatch):
-    cfg = tmp_path / "pw.toml"
-    lab.write_config(cfg)
+    cfg = h.write_config("pw.toml")
     storage = lab.hosts["storage"]
     with cfg.open("a") as fh:
         fh.write(
@@ -338,15 +398,81 @@ async def test_rate_limit_paces_the_stream(h, workdirs):
     assert result.seconds >= 1.3  # 6 MiB at 3 MiB/s, less the initial burst
 
 
+@pytest.fixture
+def splice_calls(monkeypatch):
+    """How many chunks went through splice(2) (pass-through OpenSSH copies)."""
+    from difpipe_tui.core.transfer import splice
+
+    calls = []
+    real = splice.splice_chunk
+
+    def counting(src, dst, n):
+        calls.append(n)
+        return real(src, dst, n)
+
+    monkeypatch.setattr(splice, "splice_chunk", counting)
+    return calls
+
+
+async def test_pass_through_copy_pauses_stops_and_resumes(h, workdirs, splice_calls):
+    """--verify none, nothing compressed: OpenSSH legs splice the bytes from pipe to pipe."""
+    src = random_file(workdirs["edge"] / "pt.bin", 24 * MiB + 7)
+    job = dict(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/",),
+        verify="none",
+        compress="none",
+        rate_limit=6 * MiB,
+    )
+    async with h.pool() as pool:
+        handle = await h.start(pool, **job)
+        while not h.kinds("transfer.progress"):
+            await asyncio.sleep(0.05)
+        handle.pause()
+        await asyncio.sleep(0.5)
+        before = h.kinds("transfer.progress")[-1].bytes
+        await asyncio.sleep(1.0)
+        assert h.kinds("transfer.progress")[-1].bytes - before <= 2 * MiB
+        handle.resume()
+        await asyncio.sleep(0.5)
+        handle.cancel()
+        first = await handle.wait()
+    assert first.status == "interrupted"
+    saved = h.store.get_checkpoints(first.transfer_id)
+    assert saved and 0 < saved[0].offset < src.stat().st_size
+    assert not (workdirs["cloud"] / "pt.bin").exists()
+    h.events.clear()
+    second = await h.copy(**{**job, "rate_limit": None})
+    assert second.status == "done", second
+    assert second.resumed_from == saved[0].offset
+    assert sha(workdirs["cloud"] / "pt.bin") == sha(src)
+    assert bool(splice_calls) == (h.transport == "openssh")
+
+
+async def test_pass_through_copy_to_a_full_disk_fails_cleanly(h, workdirs, small_tmpfs):
+    mnt, seen = small_tmpfs
+    (seen / "f.bin").write_bytes(b"the good old file")
+    src = random_file(workdirs["edge"] / "f.bin", 4 * MiB)
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{mnt}/f.bin",),
+        retries=0,
+        verify="none",
+        compress="none",
+    )
+    assert result.status == "failed"
+    assert result.destinations[0].error.startswith("cloud: ")
+    assert "no space left" in result.destinations[0].error
+    assert result.destinations[0].exit_code == ExitCode.REMOTE
+    assert (seen / "f.bin").read_bytes() == b"the good old file"
+
+
 @pytest.mark.netns
 async def test_cut_link_mid_transfer_retries_and_resumes(lab, h, workdirs):
     src = random_file(workdirs["edge"] / "cut.bin", 20 * MiB)
     h.config = load_config(
-        lab.write_config(
-            Path(h.known).with_name("cut.toml"),
-            connect_timeout=2.0,
-            keepalive_interval=0.5,
-            keepalive_count_max=2,
+        h.write_config(
+            "cut.toml", connect_timeout=2.0, keepalive_interval=0.5, keepalive_count_max=2
         )
     )
     async with h.pool() as pool:
@@ -542,3 +668,48 @@ async def test_sparse_2gib_file_streams_compressed(h, workdirs):
     finally:
         for path in (src, workdirs["cloud"] / "sparse.img"):
             path.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(ssh_available() is None, reason="needs the OpenSSH client")
+async def test_host_openssh_cannot_express_falls_back_or_fails_by_setting(lab, workdirs, tmp_path):
+    """A key file whose name ssh_config would expand (``${...}``): auto streams that host over
+    asyncssh and the plan says why; transport = "openssh" fails that destination alone."""
+    odd_key = tmp_path / "key${HOME}"
+    odd_key.write_bytes(Path(lab.client_key).read_bytes())
+    odd_key.chmod(0o600)
+    src = random_file(workdirs["edge"] / "f.bin", 2 * MiB)
+    for transport in ("auto", "openssh"):
+        h = Harness(lab, tmp_path / transport, transport)
+        cfg = h.write_config("odd.toml")
+        storage = lab.hosts["storage"]
+        with cfg.open("a") as fh:
+            fh.write(
+                f'\n[hosts.odd]\naddress = "{storage.address}"\nport = {storage.port}\n'
+                f'[hosts.odd.auth]\nkey_files = ["{odd_key}"]\nagent = false\n'
+            )
+        h.config = load_config(cfg)
+        job = dict(
+            source=f"edge:{src}",
+            destinations=(f"odd:{workdirs['storage']}/f.bin", f"cloud:{workdirs['cloud']}/"),
+        )
+        async with h.pool() as pool:
+            plan = await h.engine(pool).analyze(CopyJob(**job))
+        odd, cloud = plan.destinations
+        assert plan.source.transport == cloud.transport == "openssh"
+        assert odd.transport == "asyncssh" and "${" in odd.transport_reason
+        result = await h.copy(**job)
+        odd_result, cloud_result = result.destinations
+        assert cloud_result.status == "done"
+        if transport == "auto":
+            assert result.status == "done" and odd_result.transport == "asyncssh"
+            assert sha(workdirs["storage"] / "f.bin") == sha(src)
+        else:
+            assert result.status == "partial" and odd_result.status == "failed"
+            assert odd_result.exit_code == ExitCode.CONFIG
+            assert odd_result.error.startswith("odd: ") and 'transport = "openssh"' in (
+                odd_result.error
+            )
+            assert "\n" not in odd_result.error
+        h.check_nothing_left()
+        h.store.close()
+        (workdirs["storage"] / "f.bin").unlink(missing_ok=True)

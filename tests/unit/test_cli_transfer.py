@@ -340,6 +340,17 @@ def test_job_file_formats(capsys, tmp_path, name, text):
     )
 
 
+@pytest.mark.parametrize("transport", ["auto", "asyncssh", "openssh", None])
+def test_job_file_transport(capsys, tmp_path, transport):
+    job = {"source": "edge:/a", "destinations": ["cloud:/b"], "transport": transport}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    code, _, err = run(capsys, "copy", "--job", "job.json")
+    assert code == 0, err
+    assert started()["job"] == CopyJob(
+        source="edge:/a", destinations=("cloud:/b",), transport=transport
+    )
+
+
 def test_flags_and_ends_override_the_job_file(capsys, tmp_path):
     (tmp_path / "job.toml").write_text(
         'source = "edge:/a"\ndestinations = ["cloud:/b"]\nretries = 1\ncompress = "lz4"\n'
@@ -376,6 +387,16 @@ def test_job_from_stdin_is_sniffed(capsys, monkeypatch, text):
         ("job.toml", "source = [", "not valid TOML"),
         ("job.json", "[1, 2]", "expected a mapping of job fields"),
         ("job.yaml", "destinations: [cloud:/b]\n", "source is required"),
+        (
+            "job.toml",
+            'source = "edge:/a"\ndestinations = ["cloud:/b"]\ntransport = "scp"\n',
+            'transport: expected one of auto, asyncssh, openssh, got "scp"',
+        ),
+        (
+            "job.json",
+            '{"source": "edge:/a", "destinations": ["cloud:/b"], "transport": 1}',
+            "transport: expected a string, got 1",
+        ),
         ("job.txt", "just words", "expected a mapping of job fields"),
     ],
 )

@@ -289,6 +289,14 @@ def test_valid_host_names(name):
             "defaults.keepalive_count_max: expected an integer >= 1, got 0",
         ),
         (
+            '[defaults]\ntransport = "ssh"',
+            'defaults.transport: expected one of auto, asyncssh, openssh, got "ssh"',
+        ),
+        (
+            "[defaults]\ntransport = 1",
+            "defaults.transport: expected a string, got 1",
+        ),
+        (
             '[hosts.x]\naddress = "a"\ntags = "pi"',
             'hosts.x.tags: expected a list of strings, got "pi"',
         ),

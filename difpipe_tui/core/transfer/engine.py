@@ -33,7 +33,7 @@ from ..remote import command
 from ..ssh import RetryPolicy, SSHPool
 from ..store import Checkpoint, Store, new_transfer_id
 from . import parallel as par
-from .codecs import get_codec, make_compressor, make_decompressor
+from .codecs import Transformer, get_codec, make_compressor, make_decompressor
 from .encrypt import CODEC_IDS, Encryptor, load_key
 from .endpoints import parse_endpoint
 from .ends import (
@@ -47,9 +47,11 @@ from .ends import (
     StdoutSink,
 )
 from .job import CopyJob, CopyResult, DestinationResult, job_from_mapping
-from .plan import DestinationPlan, Plan, make_plan
+from .openssh import OpenSSHContext, OpenSSHSink, OpenSSHSource, ssh_available
+from .plan import DestinationPlan, Plan, make_plan, transport_setting
 from .ratelimit import TokenBucket
 from .sftp import SftpSink, SftpSource
+from .splice import SpliceRelay, can_splice
 from .stream import Relay, SinkState
 from .tarstream import LocalTarSink, LocalTarSource, RemoteTarSink, RemoteTarSource
 from .verify import compare, parse_digest_output, prefix_digest_argvs, prefix_digest_local
@@ -100,14 +102,44 @@ class TransferHandle:
 
 
 class TransferEngine:
+    """Copies over one SSH pool.
+
+    Plain remote files stream through OpenSSH legs when the transport allows it (see
+    :mod:`.openssh`): the engine makes one :class:`OpenSSHContext` over its pool on first use
+    and closes it (legs, control masters, private directory) in :meth:`close`, which also runs
+    when the pool closes.
+    """
+
     def __init__(self, config: Config, *, pool: SSHPool, store: Store, bus: EventBus | None = None):
         self.config = config
         self.pool = pool
         self.store = store
         self.bus = bus or pool.bus
+        self._openssh: OpenSSHContext | None = None
+        pool.on_close(self.close)
+
+    def openssh_for(self, job: CopyJob) -> OpenSSHContext | None:
+        """The OpenSSH context for ``job``; None when its transport is asyncssh or there is no
+        ssh client (the plan then says why each end uses asyncssh)."""
+        if transport_setting(job, self.config) == "asyncssh" or ssh_available() is None:
+            return None
+        if self._openssh is None:
+            self._openssh = OpenSSHContext.for_pool(self.pool)
+        return self._openssh
+
+    @property
+    def openssh(self) -> OpenSSHContext | None:
+        """The OpenSSH context made so far, if any."""
+        return self._openssh
+
+    async def close(self) -> None:
+        """Stop the OpenSSH legs and masters; the pool stays open (it closes this too)."""
+        ctx, self._openssh = self._openssh, None
+        if ctx is not None:
+            await ctx.close()
 
     async def analyze(self, job: CopyJob) -> Plan:
-        return await make_plan(job, self.config, self.pool)
+        return await make_plan(job, self.config, self.pool, self.openssh_for(job))
 
     def job_for_resume(self, transfer_id: str) -> CopyJob:
         record = self.store.get_transfer(transfer_id)
@@ -125,7 +157,7 @@ class TransferEngine:
     ) -> TransferHandle:
         key = load_key(job.encrypt) if job.encrypt else None
         job = absolute_local_paths(job, self.config)
-        plan = await make_plan(job, self.config, self.pool)
+        plan = await make_plan(job, self.config, self.pool, self.openssh_for(job))
         record = None
         note = ""
         if resume_id:
@@ -193,9 +225,12 @@ class _Runner:
         self.paused = False
         self._stop_reason: str | None = None
         self._stopped = asyncio.Event()
-        self._relay: Relay | None = None
+        self._relay: Relay | SpliceRelay | None = None
         self.started = time.monotonic()
-        self.dests = [_Dest(d, DestinationResult(destination=d.label)) for d in plan.destinations]
+        self.dests = [
+            _Dest(d, DestinationResult(destination=d.label, transport=d.transport))
+            for d in plan.destinations
+        ]
         self.limiter = TokenBucket(self.job.rate_limit) if self.job.rate_limit else None
 
     # -- control -------------------------------------------------------------------------------
@@ -329,23 +364,17 @@ class _Runner:
             await source.abort()
             return
         live = opened
-        relay = Relay(
-            source,
-            [d.sink for d in live if d.sink is not None],
-            start=start,
-            algo=self.job.verify,
-            decompressor=make_decompressor(self.plan.codec.codec, what=self.job.source)
-            if source.compressed
-            else None,
-            compressor=self._local_compressor(live),
-            buffer=self.job.buffer,
-            limiter=self.limiter,
-            checkpoint_interval=self.job.checkpoint_interval,
-            fail_fast=self.job.fail_fast,
-            on_progress=self._progress,
-            on_checkpoint=self._checkpoint,
-            encryptor=self._encryptor(source),
-        )
+        sinks = [d.sink for d in live if d.sink is not None]
+        relay: Relay | SpliceRelay
+        compressor = self._local_compressor(live)
+        transforms = source.compressed or compressor is not None or self.key is not None
+        if can_splice(source, sinks, algo=self.job.verify, transforms=transforms):
+            assert isinstance(source, OpenSSHSource) and isinstance(sinks[0], OpenSSHSink)
+            relay = SpliceRelay(
+                source, sinks[0], start=start, limiter=self.limiter, on_progress=self._progress
+            )
+        else:
+            relay = self._relay_of(source, sinks, start, compressor)
         self._relay = relay
         if self.paused:
             relay.pause()
@@ -390,6 +419,27 @@ class _Runner:
                 self._complete(d, by_sink[id(d.sink)], outcome.digest, start, outcome.offset)
                 for d in live
             )
+        )
+
+    def _relay_of(
+        self, source: Source, sinks: list[Sink], start: int, compressor: Transformer | None
+    ) -> Relay:
+        return Relay(
+            source,
+            sinks,
+            start=start,
+            algo=self.job.verify,
+            decompressor=make_decompressor(self.plan.codec.codec, what=self.job.source)
+            if source.compressed
+            else None,
+            compressor=compressor,
+            buffer=self.job.buffer,
+            limiter=self.limiter,
+            checkpoint_interval=self.job.checkpoint_interval,
+            fail_fast=self.job.fail_fast,
+            on_progress=self._progress,
+            on_checkpoint=self._checkpoint,
+            encryptor=self._encryptor(source),
         )
 
     async def _attempt_parallel(self, todo: list[_Dest]) -> None:
@@ -670,6 +720,10 @@ class _Runner:
                 if codec.source_compresses
                 else None
             )
+            if self.plan.source.transport == "openssh":
+                ctx = self.engine.openssh_for(self.job)
+                assert ctx is not None
+                return OpenSSHSource(ctx, ep.host, ep.path, offset=offset, compress_argv=argv)
             cls = RemoteTarSource if is_dir else RemoteSource
             return cls(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
         if is_dir:
@@ -695,6 +749,18 @@ class _Runner:
             argv = (
                 get_codec(codec.codec).decompress_argv() if codec.destination_decompresses else None
             )
+            if d.plan.transport == "openssh":
+                ctx = self.engine.openssh_for(self.job)
+                assert ctx is not None
+                return OpenSSHSink(
+                    ctx,
+                    ep.host,
+                    d.plan.target,
+                    algo=self.job.verify,
+                    tools=d.plan.tools,
+                    decompress_argv=argv,
+                    pool=self.pool,
+                )
             cls = RemoteTarSink if self.plan.source.kind == "dir" else RemoteSink
             return cls(
                 self.pool,
@@ -808,6 +874,7 @@ class _Runner:
             digest=digest,
             resumed_from=min((r.resumed_from for r in done), default=0),
             destinations=results,
+            transport=self.plan.source.transport,
         )
         error = next((r.error for r in results if r.error), None)
         store_status = {"done": "done", "partial": "partial", "failed": "failed"}.get(

@@ -20,6 +20,7 @@ from .ratelimit import parse_rate, parse_size
 from .verify import DIGESTS
 
 STRATEGIES = ("auto", "exec", "sftp", "tar")
+TRANSPORTS = ("auto", "asyncssh", "openssh")
 MiB = 1024 * 1024
 
 
@@ -40,6 +41,7 @@ class CopyJob:
     buffer: int = 16 * MiB
     encrypt: str | None = None
     overwrite: bool = True
+    transport: str | None = None  # None: the config's defaults.transport
 
     def __post_init__(self) -> None:
         if not self.destinations:
@@ -51,6 +53,8 @@ class CopyJob:
         _choice("strategy", self.strategy, STRATEGIES)
         _choice("compress", self.compress, COMPRESS_CHOICES)
         _choice("verify", self.verify, DIGESTS)
+        if self.transport is not None:
+            _choice("transport", self.transport, TRANSPORTS)
         if self.level is not None and self.compress in ("zstd", "lz4"):
             get_codec(self.compress).check_level(self.level)
         if self.checkpoint_interval < MiB:
@@ -138,7 +142,7 @@ def _coerce(key: str, value: Any, what: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad("an integer")
         return value
-    if not isinstance(value, str) and not (value is None and key == "encrypt"):
+    if not isinstance(value, str) and not (value is None and key in ("encrypt", "transport")):
         raise bad("a string")
     return value
 
@@ -174,6 +178,12 @@ def job_schema() -> dict[str, Any]:
         "buffer": {**size, "default": "16M", "description": "memory per destination"},
         "encrypt": {"type": ["string", "null"], "description": "key file for AES-256-GCM"},
         "overwrite": {"type": "boolean", "default": True},
+        "transport": {
+            "enum": [*TRANSPORTS, None],
+            "default": None,
+            "description": "how remote files stream: openssh (one ssh process per remote"
+            " end), asyncssh (inside difpipe), auto; null: the config's defaults.transport",
+        },
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -194,6 +204,7 @@ class DestinationResult:
     error: str | None = None
     exit_code: int = 0
     resumed_from: int = 0
+    transport: str = "local"  # how its stream went: local | asyncssh | openssh
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -214,6 +225,7 @@ class CopyResult:
     digest: str | None = None
     resumed_from: int = 0
     destinations: list[DestinationResult] = field(default_factory=list)
+    transport: str = "local"  # how the source's stream went: local | asyncssh | openssh
 
     @property
     def rate(self) -> float:

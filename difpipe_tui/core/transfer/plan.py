@@ -7,10 +7,10 @@ import contextlib
 import os
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..errors import DifpipeError, LocalIOError, RemoteCommandError, UsageError
+from ..errors import ConfigError, DifpipeError, LocalIOError, RemoteCommandError, UsageError
 from ..remote import command
 from ..ssh import SSHPool
 from .codecs import CodecChoice, choose_codec, estimate_ratio
@@ -27,6 +27,9 @@ from .job import CopyJob
 from .sftp import sample_sftp, sftp_inspect
 from .tarstream import local_dir_size, remote_dir_size
 
+if TYPE_CHECKING:
+    from .openssh import OpenSSHContext
+
 EXEC_TOOLS = {"sh", "cat", "tail", "head"}
 
 
@@ -38,6 +41,8 @@ class SourcePlan:
     files: int | None
     tools: set[str] = field(default_factory=set)
     sftp: bool = False
+    transport: str = "local"  # local | asyncssh | openssh
+    transport_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +53,8 @@ class SourcePlan:
             "is_dir": self.kind == "dir",
             "tools": sorted(self.tools),
             "sftp": self.sftp,
+            "transport": self.transport,
+            "transport_reason": self.transport_reason,
         }
 
 
@@ -60,6 +67,8 @@ class DestinationPlan:
     tools: set[str] = field(default_factory=set)
     problem: DifpipeError | None = None
     sftp: bool = False
+    transport: str = "local"  # local | asyncssh | openssh
+    transport_reason: str = ""
 
     @property
     def label(self) -> str:
@@ -74,6 +83,8 @@ class DestinationPlan:
             "tools": sorted(self.tools),
             "problem": str(self.problem) if self.problem else None,
             "sftp": self.sftp,
+            "transport": self.transport,
+            "transport_reason": self.transport_reason,
         }
 
 
@@ -86,9 +97,11 @@ class Plan:
     strategy_reason: str
     codec: CodecChoice
     sample_ratio: float | None
+    transport: str = "auto"  # the setting the ends were chosen by
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "transport": self.transport,
             "source": self.source.to_dict(),
             "destinations": [d.to_dict() for d in self.destinations],
             "strategy": self.strategy,
@@ -137,7 +150,46 @@ async def _inspect(
     return await asyncio.to_thread(inspect_local, path)
 
 
-async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
+def transport_setting(job: CopyJob, config: Config) -> str:
+    """The transport setting of a job: its own, else the config's ``defaults.transport``."""
+    return job.transport or config.defaults.transport
+
+
+def _choose_transport(
+    setting: str,
+    host: str,
+    openssh: OpenSSHContext | None,
+    *,
+    job: CopyJob,
+    sftp: bool,
+    is_dir: bool,
+) -> tuple[str, str]:
+    """(transport, why) of one remote end. Raises ConfigError when "openssh" cannot be had."""
+    if sftp:
+        return "asyncssh", "SFTP runs inside difpipe (asyncssh)"
+    if is_dir:
+        return "asyncssh", "a directory streams as tar inside difpipe (asyncssh)"
+    if job.parallel > 1:
+        return "asyncssh", f"--parallel {job.parallel}: byte ranges over asyncssh connections"
+    if setting == "asyncssh":
+        return "asyncssh", 'transport = "asyncssh"'
+    why = "the OpenSSH client (ssh) is not installed" if openssh is None else openssh.why_not(host)
+    if why is None:
+        assert openssh is not None and openssh.version is not None
+        version = ".".join(map(str, openssh.version))
+        return "openssh", (
+            f'transport = "{setting}": its own ssh process (OpenSSH {version}), on its own core'
+        )
+    if setting == "openssh":
+        raise ConfigError(f'cannot use transport = "openssh": {why}', host=host)
+    return "asyncssh", f"OpenSSH cannot be used: {why}"
+
+
+async def make_plan(
+    job: CopyJob, config: Config, pool: SSHPool, openssh: OpenSSHContext | None = None
+) -> Plan:
+    """The plan of ``job``. ``openssh`` (a context over ``pool``) offers OpenSSH legs."""
+    setting = transport_setting(job, config)
     src = parse_endpoint(job.source, config)
     dsts = [parse_endpoint(d, config) for d in job.destinations]
     if sum(d.is_stdio for d in dsts) > 1:
@@ -175,6 +227,11 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
             raise UsageError(f"{where}{src.path}: not a regular file")
         else:
             source = SourcePlan(src, "file", info.size, 1, tools, sftp=via_sftp)
+        if src.is_remote:
+            assert src.host is not None
+            source.transport, source.transport_reason = _choose_transport(
+                setting, src.host, openssh, job=job, sftp=via_sftp, is_dir=source.kind == "dir"
+            )
 
     if job.strategy == "tar" and source.kind != "dir":
         raise UsageError("--strategy tar streams a directory; the source is not one")
@@ -185,6 +242,22 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
     destinations = await asyncio.gather(
         *(_plan_destination(pool, d, base, job, source.kind == "dir") for d in dsts)
     )
+    for dp in destinations:
+        if not dp.endpoint.is_remote:
+            continue
+        assert dp.endpoint.host is not None
+        try:
+            dp.transport, dp.transport_reason = _choose_transport(
+                setting,
+                dp.endpoint.host,
+                openssh,
+                job=job,
+                sftp=dp.sftp,
+                is_dir=source.kind == "dir",
+            )
+        except ConfigError as err:
+            dp.transport, dp.transport_reason = "asyncssh", str(err)
+            dp.problem = dp.problem or err
 
     sample = None
     ratio = None
@@ -251,7 +324,7 @@ async def make_plan(job: CopyJob, config: Config, pool: SSHPool) -> Plan:
         reason = "remote ends run cat/tail and tee over one SSH channel each"
         if not source.endpoint.is_remote and not remote_dsts:
             reason = "no remote end: a local copy through this machine"
-    return Plan(job, source, list(destinations), strategy, reason, codec, ratio)
+    return Plan(job, source, list(destinations), strategy, reason, codec, ratio, setting)
 
 
 async def _sample_tar(pool: SSHPool, src: Endpoint) -> bytes:

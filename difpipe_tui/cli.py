@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"difpipe {__version__}")
     parser.add_argument("--config", metavar="FILE", help=f"config file (default: {_cfg_hint()})")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument(
+        "--readonly", action="store_true", help="console: hide every action that changes anything"
+    )
+    parser.add_argument("--theme", help="console: dark, light or high-contrast (not saved)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     hosts = sub.add_parser("hosts", help="list, check and import hosts")
@@ -323,6 +327,14 @@ COMMANDS = {
 }
 
 
+def _console(args: argparse.Namespace) -> int:
+    """``difpipe`` with no command on a terminal: the console (Textual is imported only here)."""
+    from .app import build_app
+
+    build_app(config_path=args.config, readonly=args.readonly, theme=args.theme).run()
+    return ExitCode.OK
+
+
 def _requested_output(argv: list[str]) -> str:
     """The ``--output`` a command line asks for, read before parsing it, so that a usage
     error is printed in the format the caller can read."""
@@ -355,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             format="difpipe: %(levelname)s: %(message)s",
         )
         if args.command is None:
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                return _console(args)
             parser.print_help()
             return ExitCode.USAGE
         command = COMMANDS.get((args.command, getattr(args, "action", None)))

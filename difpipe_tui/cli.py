@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_transfer
+from . import __version__, cli_demo, cli_transfer
 from .core import config as cfg
 from .core import paths
 from .core.errors import EXIT_CODE_DOC, DifpipeError, ExitCode, LocalIOError, UsageError
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("schema", help="the JSON Schema of the config file")
     csub.add_parser("path", help="where the config file is")
     cli_transfer.add_parsers(sub)
+    cli_demo.add_parser(sub)
     return parser
 
 
@@ -324,6 +325,7 @@ COMMANDS = {
     ("config", "schema"): cmd_config_schema,
     ("config", "path"): cmd_config_path,
     **cli_transfer.COMMANDS,
+    ("demo", None): cli_demo.cmd_demo,
 }
 
 

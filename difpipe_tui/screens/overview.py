@@ -19,6 +19,9 @@ from .live import HostsLive, TransfersLive
 
 REFRESH_SECONDS = 1.0
 LATEST_EVENTS = 50
+#: Events too frequent to be news: the overview leaves them to the transfers panel and the
+#: Events screen, so that a busy transfer does not scroll everything else away.
+ROUTINE = frozenset({"transfer.progress", "remote.command"})
 
 
 class OverviewScreen(EngineScreen):
@@ -75,9 +78,9 @@ class OverviewScreen(EngineScreen):
         transfers = [e for e in events if self.transfers.apply(e)]
         if hosts:
             self._render_hosts()
-        if transfers:
-            self._render_transfers()
-        self._render_latest(events)
+        if any(e.kind != "transfer.progress" for e in transfers):
+            self._render_transfers()  # progress alone waits for the next tick
+        self._render_latest([e for e in events if e.kind not in ROUTINE])
 
     # -- actions -------------------------------------------------------------------------
 

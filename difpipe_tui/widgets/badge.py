@@ -21,4 +21,4 @@ def badge(state: str) -> Text:
     """``UP``, ``DOWN``, ``RUNNING``, ... styled with the theme's variables."""
     style = STYLES.get(state, "")
     label = "?" if state == "unknown" else state.upper()
-    return Text.from_markup(f"[{style}]{label}[/]") if style else Text(label)
+    return Text(label, style=style)

@@ -65,8 +65,8 @@ class FilterTable(DataTable):
     def set_rows(self, rows: Iterable[Row]) -> None:
         """Show exactly ``rows`` (those matching the filter), in this order."""
         rows = list(rows)
-        self._rows = {r.key: r for r in rows}
-        self._sync(rows)
+        before, self._rows = self._rows, {r.key: r for r in rows}
+        self._sync(rows, before=before)
 
     def append_rows(self, rows: Iterable[Row], *, limit: int | None = None) -> None:
         """Add rows at the end; with ``limit``, the oldest rows beyond it are dropped."""
@@ -92,7 +92,9 @@ class FilterTable(DataTable):
             return None
         return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
 
-    def _sync(self, rows: list[Row], *, rebuild: bool = False) -> None:
+    def _sync(
+        self, rows: list[Row], *, rebuild: bool = False, before: dict[str, Row] | None = None
+    ) -> None:
         wanted = [r for r in rows if self._matcher(r, self.filter_text)]
         keys = [r.key for r in wanted]
         if rebuild or keys != self.shown_keys:
@@ -105,5 +107,8 @@ class FilterTable(DataTable):
             return
         columns = list(self.columns)
         for row in wanted:
-            for col, value in zip(columns, row.cells, strict=False):
+            old = (before or {}).get(row.key)
+            for i, (col, value) in enumerate(zip(columns, row.cells, strict=False)):
+                if old is not None and i < len(old.cells) and old.cells[i] == value:
+                    continue  # an unchanged cell costs nothing to keep
                 self.update_cell(row.key, col, value, update_width=True)

@@ -409,7 +409,8 @@ class Bench:
         self.quick = args.quick
         self.sizes = SIZES[self.quick]
         self.runs = 1 if args.quick else args.runs
-        self.lab = Lab.start(netns=True)
+        self.plain = args.login == "plain"
+        self.lab = Lab.start(netns=True, plain_user=self.plain)
         self.mounts: list[tuple[int, str]] = []
         try:
             self._setup()
@@ -424,11 +425,19 @@ class Bench:
         env.pop("DIFPIPE_CONFIG", None)
         self.runner = Runner(self.local, env)
         self.cpu = CpuMeter([h.pid for h in self.lab.hosts.values() if h.pid])
-        self.ssh_config = str(self.lab.ssh_config)
-        self.config = self.lab.write_config(self.local / "difpipe.toml")
+        # every tool logs in as the same user: root (whose .bashrc is slow) or the plain user
+        self.user = self.lab.plain_user if self.plain else self.lab.user
+        assert self.user is not None
+        ssh_config = self.lab.ssh_config.read_text()
+        if self.plain:
+            ssh_config = ssh_config.replace(f"  User {self.lab.user}\n", f"  User {self.user}\n")
+            assert f"  User {self.user}\n" in ssh_config
+        (self.local / "ssh_config").write_text(ssh_config)
+        self.ssh_config = str(self.local / "ssh_config")
+        self.config = self.lab.write_config(self.local / "difpipe.toml", user=self.user)
         # the same hosts with every stream inside difpipe's process (no OpenSSH legs)
         self.config_asyncssh = self.lab.write_config(
-            self.local / "difpipe-asyncssh.toml", transport="asyncssh"
+            self.local / "difpipe-asyncssh.toml", user=self.user, transport="asyncssh"
         )
         self.difpipe = difpipe_argv()
         self.src = self.lab.hosts["edge"].root / "src"
@@ -436,6 +445,10 @@ class Bench:
         for name in ("cloud", "storage", "bastion", "inner"):
             self._mount_tmpfs(name)
             (self.lab.hosts[name].root / "disk").mkdir()
+            if self.plain:
+                uid, gid = self.lab.plain_ids()
+                os.chown(self.seen(name), uid, gid)
+                os.chown(self.seen(name, disk=True), uid, gid)
 
     # -- places ------------------------------------------------------------------------------
 
@@ -1148,6 +1161,7 @@ def machine(bench: Bench) -> dict[str, Any]:
         "asyncssh": asyncssh_version,
         "rss_by": TIME + " -f %M" if bench.runner.use_time else "psutil, every 50 ms",
         "ssh_true_seconds": round(statistics.median(trips), 3),
+        "login": f"{bench.user} ({'/bin/sh, no profile' if bench.plain else 'bash with .bashrc'})",
         "runs": bench.runs,
         "quick": bench.quick,
     }
@@ -1168,6 +1182,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--runs", type=int, default=3, help="runs per tool; the median is shown")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    p.add_argument(
+        "--login",
+        choices=("plain", "root"),
+        default="plain",
+        help="the user every tool logs in as: a key user with /bin/sh (default), or root,"
+        " whose .bashrc adds ~0.3 s to every remote command",
+    )
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
@@ -1205,8 +1226,9 @@ def main(argv: list[str] | None = None) -> int:
             f" (asyncssh {info['asyncssh']}, Python {info['python']})"
         )
         say(
-            f"ssh -F lab edge true: {info['ssh_true_seconds']:.2f} s (root's .bashrc runs on "
-            "every remote command: a fixed cost per command, in every tool's numbers)"
+            f"every tool logs in as {info['login']}; ssh edge true:"
+            f" {info['ssh_true_seconds']:.2f} s (a fixed cost per remote command, in every"
+            " tool's numbers)"
         )
         say(f"difpipe at commit {info['commit']}")
         say(f"{info['date']}; runs per tool: {bench.runs}; peak RSS by {info['rss_by']}")

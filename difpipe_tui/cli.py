@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_transfer
+from . import __version__, cli_demo, cli_transfer
 from .core import config as cfg
 from .core import paths
 from .core.errors import EXIT_CODE_DOC, DifpipeError, ExitCode, LocalIOError, UsageError
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"difpipe {__version__}")
     parser.add_argument("--config", metavar="FILE", help=f"config file (default: {_cfg_hint()})")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument(
+        "--readonly", action="store_true", help="console: hide every action that changes anything"
+    )
+    parser.add_argument("--theme", help="console: dark, light or high-contrast (not saved)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     hosts = sub.add_parser("hosts", help="list, check and import hosts")
@@ -80,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("schema", help="the JSON Schema of the config file")
     csub.add_parser("path", help="where the config file is")
     cli_transfer.add_parsers(sub)
+    cli_demo.add_parser(sub)
     return parser
 
 
@@ -320,7 +325,16 @@ COMMANDS = {
     ("config", "schema"): cmd_config_schema,
     ("config", "path"): cmd_config_path,
     **cli_transfer.COMMANDS,
+    ("demo", None): cli_demo.cmd_demo,
 }
+
+
+def _console(args: argparse.Namespace) -> int:
+    """``difpipe`` with no command on a terminal: the console (Textual is imported only here)."""
+    from .app import build_app
+
+    build_app(config_path=args.config, readonly=args.readonly, theme=args.theme).run()
+    return ExitCode.OK
 
 
 def _requested_output(argv: list[str]) -> str:
@@ -355,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             format="difpipe: %(levelname)s: %(message)s",
         )
         if args.command is None:
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                return _console(args)
             parser.print_help()
             return ExitCode.USAGE
         command = COMMANDS.get((args.command, getattr(args, "action", None)))

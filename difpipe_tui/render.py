@@ -103,3 +103,8 @@ def to_text(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: str)
     buf = io.StringIO()
     emit(rows, columns, fmt, out=buf)
     return buf.getvalue()
+
+
+def plain(data: Any) -> Any:
+    """JSON-ready data (enums as strings, tuples as lists), also for YAML's safe dumper."""
+    return json.loads(json.dumps(data, default=str))

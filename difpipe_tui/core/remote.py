@@ -73,8 +73,9 @@ BASIC_TOOLS: tuple[str, ...] = (
     "sh", "cat", "dd", "head", "tail", "tee", "stat", "mkdir", "mv", "rm", "df",
 )  # fmt: skip
 
-# A constant script: no user data is ever interpolated into it.
-TOOL_PROBE = Raw(
+# A constant script: no user data is ever interpolated into it. Without its final ``exit 0``
+# it can open a longer script (the transfer planner's survey of a host).
+TOOL_PROBE_BODY = Raw(
     "for t in "
     + " ".join(PROBED_TOOLS)
     + '; do p=$(command -v "$t" 2>/dev/null) && printf \'tool %s %s\\n\' "$t" "$p"; done; '
@@ -85,8 +86,8 @@ TOOL_PROBE = Raw(
     'c=$(command -v cat 2>/dev/null) && [ -L "$c" ] && '
     'printf \'busybox %s\\n\' "$(readlink "$c" | grep -c busybox)"; '
     "df -Pk . 2>/dev/null | tail -n 1 | awk '{print \"disk\", $2, $4}'; "
-    "exit 0"
 )
+TOOL_PROBE = Raw(TOOL_PROBE_BODY + "exit 0")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,24 @@ PREFERRED_CIPHERS = (
 )
 PASSWORD_COMMAND_TIMEOUT = 30.0
 
+# Receive windows of the channels data comes in on (a source's stream). One channel moves at
+# most a window per round trip: asyncssh's default 2 MiB caps it near 20 MB/s at 100 ms. The
+# window is sized to the link's round trip so that WINDOW_RATE fits through, shared by the
+# channels of one transfer, between the default (best on a LAN) and WINDOW_MAX. With the bounded
+# re-open of flowcontrol.py a channel never holds more than its window beyond what the relay has
+# taken, so this is also what a slow destination can cost in memory.
+DEFAULT_WINDOW = 2 * 1024 * 1024
+WINDOW_MAX = 32 * 1024 * 1024
+WINDOW_RATE = 160_000_000  # bytes/s: about what one DifPipe process relays
+
+
+def window_for(rtt_ms: float | None, streams: int = 1) -> int:
+    """The receive window of each of ``streams`` channels over a link of ``rtt_ms``."""
+    if rtt_ms is None:
+        return DEFAULT_WINDOW
+    total = min(WINDOW_MAX, int(WINDOW_RATE * rtt_ms / 1000))
+    return max(DEFAULT_WINDOW, total // max(1, streams))
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -111,6 +129,7 @@ class HostConnection:
     connect_ms: float
     opened_at: float = field(default_factory=time.time)
     info: RemoteInfo | None = None
+    rtt_ms: float | None = None
     lost: bool = False
 
     @property
@@ -373,6 +392,21 @@ class SSHPool:
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, name) from exc
         return (time.perf_counter() - start) * 1000
+
+    async def rtt(self, name: str, samples: int = 3) -> float:
+        """The link's round trip to host ``name`` in ms, measured once per connection.
+
+        The least of a few keepalive round trips: a busy machine only ever adds to one.
+        """
+        hc = await self.connect(name)
+        if hc.rtt_ms is None:
+            hc.rtt_ms = min([await self.ping(name) for _ in range(max(1, samples))])
+        return hc.rtt_ms
+
+    def window(self, name: str, streams: int = 1) -> int:
+        """The receive window for a stream from host ``name`` (see :func:`window_for`)."""
+        hc = next((h for p, h in self._conns.items() if p[-1] == name and h.alive), None)
+        return window_for(hc.rtt_ms if hc is not None else None, streams)
 
     async def sftp(self, name: str) -> asyncssh.SFTPClient:
         hc = await self.connect(name)

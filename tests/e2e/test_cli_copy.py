@@ -161,6 +161,11 @@ def test_analyze_explains_the_plan(dp, dirs, transport):
     tree = dp("analyze", "-r", f"edge:{dirs['edge']}", f"cloud:{dirs['cloud']}/t", "-o", "json")
     source = tree.json()["source"]
     assert source["transport"] == "asyncssh" and "tar" in source["transport_reason"]
+    other = "openssh" if transport == "asyncssh" else "asyncssh"
+    text = dp("analyze", "--transport", other, f"edge:{log}", f"cloud:{dirs['cloud']}/")
+    assert text.code == 0, str(text)
+    lines = [line.split() for line in text.stdout.splitlines() if line.split()[:1] == ["transport"]]
+    assert [words[1] for words in lines] == [f"{other}:", f"{other}:"], text.stdout
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, timeout: float = 30) -> list[dict]:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -20,9 +21,9 @@ import pytest
 from difpipe_tui.core.config import load_config
 from difpipe_tui.core.errors import ExitCode, LocalIOError, RemoteCommandError, UsageError
 from difpipe_tui.core.events import EventBus
-from difpipe_tui.core.ssh import SSHPool
+from difpipe_tui.core.ssh import DEFAULT_WINDOW, SSHPool, window_for
 from difpipe_tui.core.store import Store
-from difpipe_tui.core.transfer.ends import PART_SUFFIX
+from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSource
 from difpipe_tui.core.transfer.engine import TransferEngine
 from difpipe_tui.core.transfer.job import CopyJob
 from difpipe_tui.core.transfer.openssh import ssh_available
@@ -713,3 +714,122 @@ async def test_host_openssh_cannot_express_falls_back_or_fails_by_setting(lab, w
         h.check_nothing_left()
         h.store.close()
         (workdirs["storage"] / "f.bin").unlink(missing_ok=True)
+
+
+# -- the fixed cost of a copy ------------------------------------------------------------------
+# Every remote command pays the remote shell's start-up (0.3 s on a host whose .bashrc is slow),
+# so the number a simple copy runs is asserted from the bus and from the sshd logs, and cannot
+# creep back up unnoticed.
+
+LAB_HOSTS = ("edge", "cloud", "storage")
+
+
+def sessions(lab) -> Counter[str]:
+    """Sessions (one per remote command or stream) each lab sshd has started so far."""
+    return Counter(
+        {
+            name: lab.hosts[name].log_path.read_text(errors="replace").count("Starting session")
+            for name in LAB_HOSTS
+        }
+    )
+
+
+def commands(h) -> Counter[str]:
+    return Counter(e.host for e in h.kinds("remote.command"))
+
+
+async def test_a_file_copy_runs_five_remote_commands(lab, h, workdirs):
+    src = random_file(workdirs["edge"] / "f.bin", 3 * MiB + 1)
+    before = sessions(lab)
+    result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
+    assert result.status == "done", result
+    assert (workdirs["cloud"] / "f.bin").read_bytes() == src.read_bytes()
+    # edge: survey (tools, inspect, sample) + the stream; cloud: survey + the stream + rename
+    assert sessions(lab) - before == Counter(edge=2, cloud=3)
+    assert commands(h) == Counter(edge=1, cloud=2)  # the streams are not run to completion
+
+
+async def test_a_directory_copy_runs_five_remote_commands(lab, h, workdirs):
+    src = make_tree(workdirs["edge"] / "site", files=40)
+    before = sessions(lab)
+    result = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",), recursive=True
+    )
+    assert result.status == "done", result
+    assert tree(workdirs["cloud"] / "site") == tree(src)
+    # the survey also sizes the directory and samples its tar stream
+    assert sessions(lab) - before == Counter(edge=2, cloud=3)
+
+
+async def test_a_part_file_that_cannot_be_created_fails_that_destination_alone(h, workdirs):
+    """Creating the part file is the first step of the destination's stream: its failure is
+    that destination's one-line error, and the file already there is kept."""
+    src = random_file(workdirs["edge"] / "f.bin", 2 * MiB)
+    target = workdirs["cloud"] / "f.bin"
+    target.write_bytes(b"the good old file")
+    (workdirs["cloud"] / f"f.bin{PART_SUFFIX}").mkdir()  # in the way of the part file
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{target}", f"storage:{workdirs['storage']}/"),
+        retries=0,
+    )
+    assert result.status == "partial", result
+    bad, good = result.destinations
+    assert bad.status == "failed" and bad.exit_code == ExitCode.REMOTE
+    assert "directory" in bad.error.lower() and "\n" not in bad.error
+    assert target.read_bytes() == b"the good old file"
+    assert good.status == "done" and good.digest == sha(src)
+    assert (workdirs["storage"] / "f.bin").read_bytes() == src.read_bytes()
+
+
+async def test_parallel_ranges_size_the_part_file_themselves(lab, h, workdirs):
+    src = random_file(workdirs["edge"] / "p.bin", 5 * MiB + 7)
+    stale = workdirs["cloud"] / f"p.bin{PART_SUFFIX}"
+    stale.write_bytes(os.urandom(9 * MiB))  # longer than the file: must be cut, not kept
+    before = sessions(lab)
+    result = await h.copy(
+        source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",), parallel=3
+    )
+    assert result.status == "done", result
+    assert (workdirs["cloud"] / "p.bin").read_bytes() == src.read_bytes()
+    assert result.destinations[0].digest == sha(src)
+    # edge: survey, 3 ranges, whole-file digest; cloud: survey, 3 ranges, digest, rename
+    assert sessions(lab) - before == Counter(edge=5, cloud=6)
+
+
+async def test_a_far_source_streams_through_a_window_sized_to_its_round_trip(lab, h, workdirs):
+    """One channel moves at most a window per round trip: a far source's gets a larger one."""
+    host, port = lab.delay_proxy("edge", 50)
+    cfg = Path(h.known).with_name("far.toml")
+    lab.write_config(cfg)
+    edge = lab.hosts["edge"]
+    with cfg.open("a") as fh:
+        fh.write(
+            f'\n[hosts.edge-far]\naddress = "{host}"\nport = {port}\n'
+            f'[hosts.edge-far.auth]\nkey_files = ["{lab.client_key}"]\nagent = false\n'
+        )
+    h.config = load_config(cfg)
+    src = random_file(workdirs["edge"] / "far.bin", 6 * MiB + 3)
+    async with h.pool() as pool:
+        windows = {}
+        for name in ("edge", "edge-far"):
+            rtt = await pool.rtt(name)
+            source = RemoteSource(pool, name, str(src))
+            await source.open()
+            windows[name] = (rtt, source._proc.channel.get_recv_window())
+            data = b"".join([chunk async for chunk in _chunks(source)])
+            await source.finish()
+            assert data == src.read_bytes()
+    assert edge.address != host
+    (near_rtt, near), (far_rtt, far) = windows["edge"], windows["edge-far"]
+    assert far_rtt >= 100 > near_rtt
+    assert near == window_for(near_rtt) < far == window_for(far_rtt)
+    assert near >= DEFAULT_WINDOW and far >= 8 * MiB
+    # and a copy from there measures the round trip while it plans
+    result = await h.copy(source=f"edge-far:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
+    assert result.status == "done" and result.destinations[0].digest == sha(src)
+
+
+async def _chunks(source):
+    while chunk := await source.read(MiB):
+        yield chunk

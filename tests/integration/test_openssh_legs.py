@@ -393,9 +393,10 @@ async def test_permission_denied_at_the_destination(env, password_config, workdi
     os.chmod(d, 0o777)
     target = d / "f.bin"
     sink = OpenSSHSink(ctx, "pw", str(target), algo="none", tools=TOOLS)
-    await sink.prepare(0)  # the part file now belongs to the password user...
+    await sink.prepare(0)  # the stream's own command creates the part file...
     part = Path(str(target) + PART_SUFFIX)
-    os.chown(part, 0, 0)  # ...until root takes it: cat > part is refused
+    part.write_bytes(b"")  # ...but root's is already there: the password user is refused
+    os.chown(part, 0, 0)
     os.chmod(part, 0o644)
     src = random_file(workdirs["edge"] / "f.bin", 2 * MiB)
     source = OpenSSHSource(ctx, "edge", str(src))

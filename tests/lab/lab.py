@@ -36,10 +36,11 @@ from .system import (
     kill_all,
     new_prefix,
     pids_referencing,
+    plain_user_name,
     require_tools,
     user_name,
 )
-from .users import PasswordUser, remove_stale_users
+from .users import KeyUser, PasswordUser, remove_stale_users
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,14 @@ class Lab:
         self.authorized_keys = workdir / "authorized_keys"
         self.password_user: str | None = None
         self.password: str | None = None
+        self.plain_user: str | None = None
+        """A user with ``/bin/sh`` as login shell who logs in with the lab key (``plain_user=``)."""
         self.keep = bool(_flag("DIFPIPE_LAB_KEEP"))
         self.startup_seconds = 0.0
         self._topology: net.Topology | None = None
         self._sshd: dict[str, Sshd] = {}
         self._pw_user: PasswordUser | None = None
+        self._plain_user: KeyUser | None = None
         self._proxies: dict[str, list[DelayProxy]] = {}
         self._agents: list[SshAgent] = []
         self._touched: set[str] = set()
@@ -145,11 +149,13 @@ class Lab:
         *,
         netns: bool | None = None,
         password_user: bool = True,
+        plain_user: bool = False,
     ) -> Lab:
         """Build a lab with the named hosts (default: all five) and wait until sshd listens.
 
         ``netns`` None picks namespaces when they can be made and falls back to loopback
-        otherwise; True insists on them; False uses loopback.
+        otherwise; True insists on them; False uses loopback. ``plain_user`` (root only) adds
+        :attr:`plain_user`, whose remote commands start without a shell profile.
         """
         started = time.monotonic()
         require_tools()
@@ -172,14 +178,18 @@ class Lab:
         lab = cls(prefix, workdir, specs)
         atexit.register(lab.close)
         try:
-            lab._build(netns if netns is not None else _flag("DIFPIPE_LAB_NETNS"), password_user)
+            lab._build(
+                netns if netns is not None else _flag("DIFPIPE_LAB_NETNS"),
+                password_user,
+                plain_user,
+            )
         except BaseException:
             lab.close()
             raise
         lab.startup_seconds = time.monotonic() - started
         return lab
 
-    def _build(self, netns: bool | None, password_user: bool) -> None:
+    def _build(self, netns: bool | None, password_user: bool, plain_user: bool = False) -> None:
         host_keys = {
             spec.name: self.workdir / spec.name / "ssh_host_ed25519_key" for spec in self.specs
         }
@@ -187,14 +197,18 @@ class Lab:
             all_keys = [self.client_key, *host_keys.values()]
             keys = pool.submit(generate_ed25519, all_keys, f"difpipe-lab-{self.prefix}")
             user = pool.submit(self._create_password_user) if password_user and is_root() else None
+            plain = pool.submit(self._create_plain_user) if plain_user and is_root() else None
             self._build_network(netns)
             keys.result()
-            if user is not None:
-                user.result()
+            for made in (user, plain):
+                if made is not None:
+                    made.result()
 
         self.client_pub = public_line(self.client_key)
         self.authorized_keys.mkdir()
-        (self.authorized_keys / self.user).write_text(self.client_pub + "\n")
+        for name in (self.user, self.plain_user):
+            if name is not None:
+                (self.authorized_keys / name).write_text(self.client_pub + "\n")
         ensure_privsep_dir()
 
         for spec in self.specs:
@@ -208,6 +222,17 @@ class Lab:
         self._pw_user.create()
         self.password_user = self._pw_user.name
         self.password = self._pw_user.password
+
+    def _create_plain_user(self) -> None:
+        self._plain_user = KeyUser(plain_user_name(self.prefix), self.workdir / "plain-home")
+        self._plain_user.create()
+        self.plain_user = self._plain_user.name
+
+    def plain_ids(self) -> tuple[int, int]:
+        """(uid, gid) of :attr:`plain_user`, to give it directories to write in."""
+        if self._plain_user is None:
+            raise LabError("the lab was started without plain_user=True")
+        return self._plain_user.uid, self._plain_user.gid
 
     def _build_network(self, netns: bool | None) -> None:
         if netns is False:
@@ -538,8 +563,9 @@ class Lab:
             attempt(sshd.stop)
         if self._topology is not None:
             attempt(self._topology.destroy)
-        if self._pw_user is not None:
-            attempt(self._pw_user.remove)
+        for made in (self._pw_user, self._plain_user):
+            if made is not None:
+                attempt(made.remove)
         if not self.keep:
             attempt(shutil.rmtree, self.workdir)
         if errors:

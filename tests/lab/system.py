@@ -31,7 +31,7 @@ _PREFIX = r"dpl(?P<pid>\d+)[a-z]"
 NAME_PATTERNS = {
     "namespace": re.compile(rf"^{_PREFIX}-[a-z]+$"),
     "link": re.compile(rf"^{_PREFIX}(?:br|v\d+)$"),
-    "user": re.compile(r"^difpipe-lab-(?P<pid>\d+)[a-z]$"),
+    "user": re.compile(r"^difpipe-(?:lab|sh)-(?P<pid>\d+)[a-z]$"),
     "workdir": re.compile(rf"^{_PREFIX}-\w{{8}}$"),
 }
 """The names the lab gives, by kind; nothing else is ever treated as a leftover."""
@@ -55,6 +55,11 @@ def new_prefix() -> str:
 def user_name(prefix: str) -> str:
     """The lab's password user, e.g. ``difpipe-lab-1234a`` for the prefix ``dpl1234a``."""
     return f"difpipe-lab-{prefix.removeprefix('dpl')}"
+
+
+def plain_user_name(prefix: str) -> str:
+    """The lab's key user with a plain ``/bin/sh``, e.g. ``difpipe-sh-1234a``."""
+    return f"difpipe-sh-{prefix.removeprefix('dpl')}"
 
 
 def is_stale(name: str, kind: str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from difpipe_tui import cli, cli_transfer
+from difpipe_tui import cli, cli_copy
 from difpipe_tui.core.errors import UsageError
 from difpipe_tui.core.events import (
     ConnectionLost,
@@ -193,7 +193,7 @@ def env(tmp_path, monkeypatch):
     FakeEngine.scenario = None
     FakeEngine.stored = {}
     FakeEngine.honour_cancel = True
-    monkeypatch.setattr(cli_transfer, "make_engine", FakeEngine)
+    monkeypatch.setattr(cli_copy, "make_engine", FakeEngine)
     return home
 
 
@@ -730,7 +730,7 @@ def test_a_second_signal_exits_at_once(capsys, monkeypatch):
         handle = FakeEngine.instances[-1].handle
         handle.finish(done_result(handle.job, "interrupted"))
 
-    monkeypatch.setattr(cli_transfer, "_hard_exit", hard_exit)
+    monkeypatch.setattr(cli_copy, "_hard_exit", hard_exit)
     FakeEngine.scenario = send_soon(signal.SIGINT, signal.SIGINT)
     code, _, err = run(capsys, "copy", "edge:/a", "cloud:/b", "--progress", "none")
     assert exits == [130]

@@ -45,6 +45,11 @@ def _guard(line: str, stage: str) -> str:
     return f"{{ {line} || echo {FAIL_MARK} {stage} $? >&2; }}"
 
 
+def _must(line: str, stage: str) -> str:
+    """Like :func:`_guard`, but the whole command stops there when ``LINE`` fails."""
+    return f"{{ {line} || {{ echo {FAIL_MARK} {stage} $? >&2; exit 1; }}; }}"
+
+
 def _failure(stderr: str) -> tuple[str | None, str]:
     """The failed stage (if any) and the most telling stderr line."""
     stage = None
@@ -72,15 +77,18 @@ def _remote_error(host: str, what: str, stderr: str, status: int | None) -> Difp
 
 # -- inspecting an end -------------------------------------------------------------------------
 
-# $1 = path. Prints one line: "file SIZE", "dir", "other" or "missing"; then "parent dir|missing".
-_INSPECT = (
-    'p=$1; if [ -d "$p" ]; then echo dir; '
+# insp PATH prints one line: "file SIZE", "dir", "other" or "missing"; then "parent ok|readonly|
+# missing" and "free KIB" of the parent directory. A shell function, so the planner's survey of a
+# host (plan.py) can call it for several paths in one command.
+INSPECT_FUNCTION = (
+    'insp() { p=$1; if [ -d "$p" ]; then echo dir; '
     'elif [ -f "$p" ]; then printf "file %s\\n" "$(wc -c < "$p" | tr -d " ")"; '
     'elif [ -e "$p" ]; then echo other; else echo missing; fi; '
     'd=$(dirname -- "$p"); if [ -d "$d" ] && [ -w "$d" ]; then echo "parent ok"; '
     'elif [ -d "$d" ]; then echo "parent readonly"; else echo "parent missing"; fi; '
-    'df -Pk "$d" 2>/dev/null | tail -n 1 | awk \'{print "free", $4}\''
+    'df -Pk "$d" 2>/dev/null | tail -n 1 | awk \'{print "free", $4}\'; }; '
 )
+_INSPECT = INSPECT_FUNCTION + 'insp "$1"'  # $1 = path
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ class PathInfo:
     free_bytes: int | None = None
 
 
-def _parse_inspect(text: str) -> PathInfo:
+def parse_inspect(text: str) -> PathInfo:
     kind, size, parent, free = "missing", None, "missing", None
     for line in text.splitlines():
         words = line.split()
@@ -111,7 +119,7 @@ def _parse_inspect(text: str) -> PathInfo:
 
 async def inspect_remote(pool: SSHPool, host: str, path: str) -> PathInfo:
     res = await pool.run(host, command("sh", "-c", _INSPECT, "sh", path), check=False)
-    return _parse_inspect(res.text)
+    return parse_inspect(res.text)
 
 
 def inspect_local(path: str) -> PathInfo:
@@ -177,6 +185,7 @@ class RemoteSource(Source):
         self.compress_argv = compress_argv
         self.compressed = compress_argv is not None
         self.name = f"{host}:{path}"
+        self.window: int | None = None  # None: sized by the pool from the link's round trip
         self._proc: asyncssh.SSHClientProcess | None = None
 
     def command_line(self) -> str:
@@ -191,8 +200,11 @@ class RemoteSource(Source):
 
     async def open(self) -> None:
         hc = await self.pool.connect(self.host)
+        window = self.window or self.pool.window(self.host)
         try:
-            self._proc = await hc.conn.create_process(self.command_line(), encoding=None)
+            self._proc = await hc.conn.create_process(
+                self.command_line(), encoding=None, window=window
+            )
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, self.host) from exc
         self._proc.stdin.write_eof()
@@ -300,6 +312,12 @@ class Sink:
 
     async def land(self, overwrite: bool) -> None: ...
 
+    async def land_with_digest(self, overwrite: bool, algo: str) -> str | None:
+        """:meth:`land`, and the digest of the whole file computed by the destination."""
+        digest = await self.full_digest(algo)
+        await self.land(overwrite)
+        return digest
+
     async def discard(self) -> None:
         """Remove the part file (a transfer that starts over, or one that failed verification)."""
 
@@ -307,6 +325,13 @@ class Sink:
 
 
 class RemoteSink(Sink):
+    """The stream's own command creates (or truncates) the part file before it writes.
+
+    :meth:`prepare` runs nothing remote: it only says where the stream starts, and the
+    pipeline of :meth:`command_line` begins with the step, so a copy costs one remote command
+    less and a destination that cannot be written fails when its stream opens.
+    """
+
     resumable = True
 
     def __init__(
@@ -327,6 +352,7 @@ class RemoteSink(Sink):
         self.digest_argv = digest_argv(algo, tools) if algo != "none" else None
         self.name = f"{host}:{target}"
         self._append = False
+        self._offset = 0
         self._proc: asyncssh.SSHClientProcess | None = None
 
     async def _run(self, line: str, what: str) -> str:
@@ -338,20 +364,22 @@ class RemoteSink(Sink):
         return res.text
 
     async def prepare(self, offset: int) -> None:
-        if offset:
-            line = _guard(
-                command(
-                    "dd", "if=/dev/null", f"of={self.part}", "bs=1", f"seek={offset}", "count=0"
-                )
-                + " 2>/dev/null",
-                "truncate",
-            )
-        else:
-            line = "umask 077; " + _guard(": > " + quote_arg(self.part), "create")
-        await self._run(line, self.target)
+        self._offset = offset
         self._append = offset > 0
 
+    def prepare_line(self) -> str:
+        """Create the part file (offset 0) or cut it to the offset; stop the command if not."""
+        if self._offset:
+            dd = command(
+                "dd", "if=/dev/null", f"of={self.part}", "bs=1", f"seek={self._offset}", "count=0"
+            )
+            return _must(dd + " 2>/dev/null", "truncate")
+        return "umask 077; " + _must(": > " + quote_arg(self.part), "create")
+
     def command_line(self) -> str:
+        return self.prepare_line() + " && " + self.stream_line()
+
+    def stream_line(self) -> str:
         stages = []
         if self.decompress_argv:
             stages.append(_guard(command(*self.decompress_argv), "decompress"))
@@ -430,17 +458,24 @@ class RemoteSink(Sink):
         info = await inspect_remote(self.pool, self.host, self.part)
         return info.size if info.kind == "file" else None
 
-    async def land(self, overwrite: bool) -> None:
+    def _land_line(self, overwrite: bool) -> str:
         if overwrite:
-            line = _guard(command("mv", "-f", "--", self.part, self.target), "rename")
-        else:  # ln fails when the name exists: an atomic no-clobber rename
-            line = _guard(
-                command("ln", "--", self.part, self.target)
-                + " && "
-                + command("rm", "-f", "--", self.part),
-                "rename",
-            )
-        await self._run(line, self.target)
+            return _guard(command("mv", "-f", "--", self.part, self.target), "rename")
+        # ln fails when the name exists: an atomic no-clobber rename
+        link = command("ln", "--", self.part, self.target)
+        return _guard(link + " && " + command("rm", "-f", "--", self.part), "rename")
+
+    async def land(self, overwrite: bool) -> None:
+        await self._run(self._land_line(overwrite), self.target)
+
+    async def land_with_digest(self, overwrite: bool, algo: str) -> str | None:
+        argv = digest_argv(algo, self.tools)
+        if argv is None:
+            await self.land(overwrite)
+            return None
+        digest = _must(command(*argv) + " < " + quote_arg(self.part), "digest")
+        text = await self._run(digest + " && " + self._land_line(overwrite), self.target)
+        return parse_digest_output(text, algo)
 
     async def discard(self) -> None:
         with contextlib.suppress(DifpipeError):

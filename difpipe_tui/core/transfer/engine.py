@@ -30,7 +30,7 @@ from ..events import (
     TransferStarted,
 )
 from ..remote import command
-from ..ssh import RetryPolicy, SSHPool
+from ..ssh import NO_RETRY, RetryPolicy, SSHPool
 from ..store import Checkpoint, Store, new_transfer_id
 from . import parallel as par
 from .codecs import Transformer, get_codec, make_compressor, make_decompressor
@@ -157,7 +157,30 @@ class TransferEngine:
     ) -> TransferHandle:
         key = load_key(job.encrypt) if job.encrypt else None
         job = absolute_local_paths(job, self.config)
-        plan = await make_plan(job, self.config, self.pool, self.openssh_for(job))
+        # --parallel: the ranges' own connections open while the plan is made
+        warming = asyncio.create_task(self._range_pools(job)) if job.parallel > 1 else None
+        try:
+            plan = await make_plan(job, self.config, self.pool, self.openssh_for(job))
+            handle = self._launch(job, plan, resume_id, stdin, stdout, key)
+        except BaseException:
+            if warming is not None:
+                for spare in await warming:
+                    await spare.close()
+            raise
+        handle._runner.warm_pools = warming
+        handle._task = asyncio.create_task(handle._runner.run(), name=f"transfer {handle.id}")
+        return handle
+
+    def _launch(
+        self,
+        job: CopyJob,
+        plan: Plan,
+        resume_id: str | None,
+        stdin: BinaryIO | None,
+        stdout: BinaryIO | None,
+        key: bytes | None,
+    ) -> TransferHandle:
+        """The record of the transfer (new, or the one resumed) and its runner, not yet run."""
         record = None
         note = ""
         if resume_id:
@@ -184,9 +207,36 @@ class TransferEngine:
                 record.id, status="running", total_bytes=plan.source.size, error=None
             )
         runner = _Runner(self, plan, record.id, stdin=stdin, stdout=stdout, note=note, key=key)
-        handle = TransferHandle(record.id, runner)
-        handle._task = asyncio.create_task(runner.run(), name=f"transfer {record.id}")
-        return handle
+        return TransferHandle(record.id, runner)
+
+    def new_range_pools(self, n: int) -> list[SSHPool]:
+        """``n`` connection pools of their own, for the byte ranges of ``--parallel``."""
+        return [
+            SSHPool(
+                self.config,
+                bus=self.bus,
+                retry=self.pool.retry,
+                known_hosts_file=self.pool.known_hosts_file,
+            )
+            for _ in range(n)
+        ]
+
+    async def _range_pools(self, job: CopyJob) -> list[SSHPool]:
+        """The extra pools of ``--parallel N``, connected to every remote end.
+
+        A host that cannot be reached here is left alone: the plan and the ranges report it.
+        """
+        pools = self.new_range_pools(job.parallel - 1)
+        hosts = set()
+        with contextlib.suppress(DifpipeError):
+            for text in (job.source, *job.destinations):
+                ep = parse_endpoint(text, self.config)
+                if ep.is_remote and ep.host:
+                    hosts.add(ep.host)
+        await asyncio.gather(
+            *(p.connect(h, retry=NO_RETRY) for p in pools for h in hosts), return_exceptions=True
+        )
+        return pools
 
     async def copy(self, job: CopyJob, **kw: object) -> CopyResult:
         handle = await self.start(job, **kw)  # type: ignore[arg-type]
@@ -232,6 +282,7 @@ class _Runner:
             for d in plan.destinations
         ]
         self.limiter = TokenBucket(self.job.rate_limit) if self.job.rate_limit else None
+        self.warm_pools: asyncio.Task[list[SSHPool]] | None = None
 
     # -- control -------------------------------------------------------------------------------
 
@@ -306,8 +357,14 @@ class _Runner:
         await self._cleanup()
         return self._finish()
 
+    async def _take_warm_pools(self) -> list[SSHPool]:
+        task, self.warm_pools = self.warm_pools, None
+        return await task if task is not None else []
+
     async def _cleanup(self) -> None:
         """Remove what a failed destination that cannot resume left behind."""
+        for unused in await self._take_warm_pools():
+            await unused.close()
         for d in self.dests:
             if d.result.status != "done" and d.sink is not None and not d.sink.resumable:
                 with contextlib.suppress(DifpipeError):
@@ -351,15 +408,7 @@ class _Runner:
                 self._fail(d, DifpipeError("stopped: another destination failed (--fail-fast)"))
             return
         source = self._make_source(start)
-        await source.open()
-        opened = []
-        for d in live:
-            assert d.sink is not None
-            try:
-                await d.sink.open()
-                opened.append(d)
-            except DifpipeError as err:  # that destination fails; the others go on
-                await self._after_error(d, err)
+        opened = await self._open_ends(source, live)
         if not opened:
             await source.abort()
             return
@@ -442,20 +491,42 @@ class _Runner:
             encryptor=self._encryptor(source),
         )
 
+    async def _open_ends(self, source: Source, live: list[_Dest]) -> list[_Dest]:
+        """Open the source and every destination's stream at once; the destinations that opened.
+
+        A destination that cannot open fails alone; when the source cannot, nothing is left open.
+        """
+        sinks = [d.sink for d in live if d.sink is not None]
+        outcomes = await asyncio.gather(
+            source.open(), *(s.open() for s in sinks), return_exceptions=True
+        )
+        if isinstance(outcomes[0], BaseException):
+            for sink, outcome in zip(sinks, outcomes[1:], strict=True):
+                if not isinstance(outcome, BaseException):
+                    await sink.abort()
+            raise outcomes[0]
+        opened = []
+        for d, outcome in zip(live, outcomes[1:], strict=True):
+            if isinstance(outcome, DifpipeError):  # that destination fails; the others go on
+                await self._after_error(d, outcome)
+            elif isinstance(outcome, BaseException):
+                await source.abort()
+                raise outcome
+            else:
+                opened.append(d)
+        return opened
+
     async def _attempt_parallel(self, todo: list[_Dest]) -> None:
         """``--parallel N``: byte ranges over N connections; whole-file digests at the end."""
         ep = self.plan.source.endpoint
         size = self.plan.source.size or 0
         spans = par.split_ranges(size, self.job.parallel)
-        pools = [self.pool] + [
-            SSHPool(
-                self.engine.config,
-                bus=self.bus,
-                retry=self.pool.retry,
-                known_hosts_file=self.pool.known_hosts_file,
-            )
-            for _ in spans[1:]
-        ]
+        spare = await self._take_warm_pools()  # the first attempt: those opened during the plan
+        for unused in spare[len(spans) - 1 :]:
+            await unused.close()
+        spare = spare[: len(spans) - 1]
+        spare += self.engine.new_range_pools(len(spans) - 1 - len(spare))
+        pools = [self.pool, *spare]
         try:
             live = []
             for d in todo:
@@ -469,20 +540,23 @@ class _Runner:
             if not live:
                 return
             jobs = [par.RangeJob(off, length, pools[i]) for i, (off, length) in enumerate(spans)]
+            window = self.pool.window(ep.host, len(jobs)) if ep.host else None
             owner: dict[int, _Dest] = {}
             done = {id(d): [0] * len(jobs) for d in live}
 
             def make_source(job: par.RangeJob) -> Source:
                 if ep.is_remote:
                     assert ep.host is not None
-                    return par.RemoteRangeSource(job.pool, ep.host, ep.path, job.offset, job.length)
+                    return par.RemoteRangeSource(
+                        job.pool, ep.host, ep.path, job.offset, job.length, window
+                    )
                 return par.LocalRangeSource(ep.path, job.offset, job.length)
 
             def make_sinks(job: par.RangeJob) -> list[Sink]:
                 sinks: list[Sink] = []
                 for d in live:
                     if isinstance(d.sink, RemoteSink):
-                        sink: Sink = par.RemoteRangeSink(d.sink, job.pool, job.offset)
+                        sink: Sink = par.RemoteRangeSink(d.sink, job.pool, job.offset, size)
                     else:
                         assert isinstance(d.sink, LocalSink)
                         sink = par.LocalRangeSink(d.sink.part, job.offset)
@@ -501,23 +575,32 @@ class _Runner:
                 make_source,
                 make_sinks,
                 limiter=self.limiter,
-                buffer=self.job.buffer,
+                buffer=max(par.ALIGN, self.job.buffer // len(jobs)),  # the ranges share --buffer
                 on_progress=progress,
             )
-            algo = self.job.verify
-            expected = None
-            if algo != "none":
-                expected = await par.source_digest(
-                    self.pool,
-                    ep.host if ep.is_remote else None,
-                    ep.path,
-                    algo,
-                    self.plan.source.tools,
+            failed = [next((e[k] for e in errors if e[k]), None) for k in range(len(live))]
+            written = [d for d, err in zip(live, failed, strict=True) if err is None]
+            expected, digests = None, {}
+            if self.job.verify != "none" and written:
+                # the source and every destination hash their whole file at the same time
+                hashes = await asyncio.gather(
+                    par.source_digest(
+                        self.pool,
+                        ep.host if ep.is_remote else None,
+                        ep.path,
+                        self.job.verify,
+                        self.plan.source.tools,
+                    ),
+                    *(self._whole_digest(d) for d in written),
                 )
-            for k, d in enumerate(live):
-                err = next((e[k] for e in errors if e[k] is not None), None)
-                if err is None:
-                    err = await self._land_whole(d, expected, size)
+                expected = hashes[0]
+                digests = {id(d): h for d, h in zip(written, hashes[1:], strict=True)}
+            landed = await asyncio.gather(
+                *(self._land_whole(d, expected, digests.get(id(d)), size) for d in written)
+            )
+            outcome = dict(zip(map(id, written), landed, strict=True))
+            for d, err in zip(live, failed, strict=True):
+                err = err or outcome.get(id(d))
                 if err is not None:
                     await self._discard(d)
                     if err.retryable:
@@ -529,14 +612,24 @@ class _Runner:
             for extra in pools[1:]:
                 await extra.close()
 
-    async def _land_whole(self, d: _Dest, expected: str | None, size: int) -> DifpipeError | None:
+    async def _whole_digest(self, d: _Dest) -> str | DifpipeError | None:
         assert d.sink is not None
         try:
-            digest = None
-            if expected is not None:
-                digest = await d.sink.full_digest(self.job.verify)
-                if digest is not None:
-                    compare(expected, digest, what=d.plan.label, algo=self.job.verify)
+            return await d.sink.full_digest(self.job.verify)
+        except DifpipeError as err:
+            return err
+
+    async def _land_whole(
+        self, d: _Dest, expected: str | None, digest: str | DifpipeError | None, size: int
+    ) -> DifpipeError | None:
+        assert d.sink is not None
+        try:
+            if isinstance(digest, DifpipeError):
+                raise digest
+            if expected is None:
+                digest = None
+            elif digest is not None:
+                compare(expected, digest, what=d.plan.label, algo=self.job.verify)
             await d.sink.land(self.job.overwrite)
         except DifpipeError as err:
             return err
@@ -570,11 +663,13 @@ class _Runner:
             if self.job.verify != "none" and digest is not None:
                 if dest_digest is not None:
                     compare(digest, dest_digest, what=what, algo=self.job.verify)
-                if start > 0:
-                    dest_digest = await d.sink.full_digest(self.job.verify)
+                if start > 0:  # this run's digest covers only its bytes: report the whole file's
+                    dest_digest = await d.sink.land_with_digest(self.job.overwrite, self.job.verify)
                 else:
                     dest_digest = dest_digest or digest
-            await d.sink.land(self.job.overwrite)
+                    await d.sink.land(self.job.overwrite)
+            else:
+                await d.sink.land(self.job.overwrite)
         except DifpipeError as err:
             if isinstance(err, VerifyError):
                 await self._discard(d)
@@ -683,8 +778,9 @@ class _Runner:
     async def _prefix_matches(self, sink: Sink, n: int, cp: Checkpoint) -> bool:
         algo = cp.digest_algo if cp.digest_algo in ("sha256", "blake2b") else "sha256"
         try:
-            dest = await sink.prefix_digest(n, algo)
-            src = await self._source_prefix_digest(n, algo)
+            dest, src = await asyncio.gather(
+                sink.prefix_digest(n, algo), self._source_prefix_digest(n, algo)
+            )
         except DifpipeError:
             return False
         if dest is None:

@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from ..errors import DifpipeError, LocalIOError, VerifyError
 from ..remote import command, quote_arg
 from ..ssh import SSHPool
-from .ends import FAIL_MARK, LocalSink, LocalSource, RemoteSink, RemoteSource, Sink, Source, _guard
+from .ends import (
+    FAIL_MARK,
+    LocalSink,
+    LocalSource,
+    RemoteSink,
+    RemoteSource,
+    Sink,
+    Source,
+    _guard,
+    _must,
+)
 from .ratelimit import TokenBucket
 from .stream import Relay
 from .verify import digest_argv, file_digest_local, parse_digest_output
@@ -44,9 +54,18 @@ def split_ranges(size: int, n: int, align: int = ALIGN) -> list[tuple[int, int]]
 
 
 class RemoteRangeSource(RemoteSource):
-    def __init__(self, pool: SSHPool, host: str, path: str, offset: int, length: int):
+    def __init__(
+        self,
+        pool: SSHPool,
+        host: str,
+        path: str,
+        offset: int,
+        length: int,
+        window: int | None = None,
+    ):
         super().__init__(pool, host, path, offset=offset)
         self.length = length
+        self.window = window  # the ranges share the link: each gets its part of its window
 
     def command_line(self) -> str:
         read = command("tail", "-c", f"+{self.offset + 1}", "--", self.path)
@@ -71,19 +90,46 @@ class LocalRangeSource(LocalSource):
 
 
 class RemoteRangeSink(RemoteSink):
-    """Writes one range in place into the destination's part file."""
+    """Writes one range in place into the destination's part file.
 
-    def __init__(self, base: RemoteSink, pool: SSHPool, offset: int):
+    Every range's command first gives the part file its full size (created if need be, cut if
+    longer), which any number of them can do in any order without touching another's bytes, so
+    no separate command has to run before the ranges start.
+    """
+
+    def __init__(self, base: RemoteSink, pool: SSHPool, offset: int, size: int):
         super().__init__(
             pool, base.host, base.target, algo="none", tools=base.tools, decompress_argv=None
         )
-        self.offset = offset
+        self.offset, self.size = offset, size
 
     def command_line(self) -> str:
-        dd = command(
-            "dd", f"of={self.part}", f"bs={ALIGN}", f"seek={self.offset // ALIGN}", "conv=notrunc"
+        return (
+            "umask 077; "
+            + _must(_size_line(self.part, self.size), "create")
+            + " && "
+            + (
+                _guard(
+                    command(
+                        "dd",
+                        f"of={self.part}",
+                        f"bs={ALIGN}",
+                        f"seek={self.offset // ALIGN}",
+                        "conv=notrunc",
+                    )
+                    + " 2>/dev/null",
+                    "write",
+                )
+            )
         )
-        return _guard(dd + " 2>/dev/null", "write")
+
+
+def _size_line(part: str, size: int) -> str:
+    """Set the length of ``part`` to ``size`` bytes, creating it if missing."""
+    if not size:
+        return ": > " + quote_arg(part)
+    dd = command("dd", "if=/dev/null", f"of={part}", "bs=1", f"seek={size}", "count=0")
+    return dd + " 2>/dev/null"
 
 
 class LocalRangeSink(Sink):
@@ -125,17 +171,11 @@ class RangeJob:
 
 
 async def size_part(sink: Sink, size: int) -> None:
-    """Create the part file at its full size so every range can be written in place."""
-    if isinstance(sink, RemoteSink):
-        line = "umask 077; " + _guard(": > " + quote_arg(sink.part), "create")
-        if size:
-            line += " && " + _guard(
-                command("dd", "if=/dev/null", f"of={sink.part}", "bs=1", f"seek={size}", "count=0")
-                + " 2>/dev/null",
-                "create",
-            )
-        await sink._run(line, sink.target)
-    elif isinstance(sink, LocalSink):
+    """Create a local part file at its full size so every range can be written in place.
+
+    A remote part file is sized by each range's own command (:class:`RemoteRangeSink`).
+    """
+    if isinstance(sink, LocalSink):
         await sink.prepare(0)
         await sink.finish()
         os.truncate(sink.part, size)
@@ -169,9 +209,15 @@ async def run_ranges(
     async def one(i: int, job: RangeJob) -> list[DifpipeError | None]:
         source = make_source(job)
         sinks = make_sinks(job)
-        await source.open()
-        for sink in sinks:
-            await sink.open()
+        opened = await asyncio.gather(
+            source.open(), *(sink.open() for sink in sinks), return_exceptions=True
+        )
+        failure = next((o for o in opened if isinstance(o, BaseException)), None)
+        if failure is not None:  # nothing of this range is left running
+            for end, outcome in zip([source, *sinks], opened, strict=True):
+                if not isinstance(outcome, BaseException):
+                    await end.abort()
+            raise failure
         relay = Relay(
             source,
             sinks,

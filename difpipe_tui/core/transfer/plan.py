@@ -6,26 +6,29 @@ import asyncio
 import contextlib
 import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError, DifpipeError, LocalIOError, RemoteCommandError, UsageError
-from ..remote import command
+from ..remote import TOOL_PROBE_BODY, RemoteInfo, command, parse_tool_probe
 from ..ssh import SSHPool
 from .codecs import CodecChoice, choose_codec, estimate_ratio
 from .endpoints import Endpoint, parse_endpoint
 from .ends import (
+    INSPECT_FUNCTION,
     PathInfo,
     inspect_local,
     inspect_remote,
+    parse_inspect,
     resolve_target,
     sample_local,
     sample_remote,
 )
 from .job import CopyJob
 from .sftp import sample_sftp, sftp_inspect
-from .tarstream import local_dir_size, remote_dir_size
+from .tarstream import local_dir_size, parse_dir_size, remote_dir_size
 
 if TYPE_CHECKING:
     from .openssh import OpenSSHContext
@@ -112,6 +115,108 @@ class Plan:
         }
 
 
+# The survey: ONE command per remote host at the start of a plan, instead of one per question.
+# $@ = pairs OP PATH, answered in order, each after a line "@ OP INDEX":
+#   inspect  the lines of ends.INSPECT_FUNCTION (kind and size, parent, free space)
+#   size     "bytes N" and "files N" when PATH is a directory (nothing otherwise)
+#   sample   the first 64 KiB, raw, of the file or of the directory's tar stream: always last
+# A constant script: the paths reach it only as quoted positional arguments.
+SURVEY = INSPECT_FUNCTION + (
+    "i=0; while [ $# -ge 2 ]; do op=$1; p=$2; shift 2; i=$((i + 1)); "
+    'printf "@ %s %s\\n" "$op" "$i"; case $op in '
+    'inspect) insp "$p" ;; '
+    'size) if [ -d "$p" ]; then '
+    'du -sk -- "$p" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; '
+    'printf "files %s\\n" "$(find "$p" -type f 2>/dev/null | wc -l | tr -d " ")"; fi ;; '
+    'sample) if [ -d "$p" ]; then tar -C "$p" -cf - . 2>/dev/null | head -c 65536; '
+    'elif [ -f "$p" ]; then head -c 65536 -- "$p" 2>/dev/null; fi ;; '
+    "esac; done; exit 0"
+)
+_SAMPLE_LINE = re.compile(rb"(?:^|\n)@ sample \d+\n")
+
+
+@dataclass
+class _HostSurvey:
+    info: RemoteInfo | None = None
+    answers: dict[tuple[str, str], str] = field(default_factory=dict)
+    sample: bytes | None = None
+
+
+class Survey:
+    """What a plan asks each remote host, asked in one command per host, all hosts at once.
+
+    The first command on a connection also carries the tool probe, whose result the pool then
+    keeps for the connection. A host that cannot run the script (no shell: SFTP only) answers
+    nothing here, and the planner asks it the usual way.
+    """
+
+    def __init__(self, pool: SSHPool):
+        self.pool = pool
+        self._ops: dict[str, list[tuple[str, str]]] = {}
+        self._hosts: dict[str, _HostSurvey] = {}
+
+    def want(self, ep: Endpoint, op: str, path: str) -> None:
+        if not ep.is_remote or ep.host is None:
+            return
+        ops = self._ops.setdefault(ep.host, [])
+        if (op, path) not in ops:
+            ops.append((op, path))
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._ask(h, ops) for h, ops in self._ops.items()))
+
+    async def _ask(self, host: str, ops: list[tuple[str, str]]) -> None:
+        ops = sorted(ops, key=lambda o: o[0] == "sample")  # the raw sample must come last
+        try:
+            hc = await self.pool.connect(host)
+            if hc.info is not None and not hc.info.shell:
+                return  # SFTP only: the planner asks it over SFTP
+            probe = hc.info is None
+            script = (TOOL_PROBE_BODY if probe else "") + SURVEY
+            args = [a for op in ops for a in op]
+            res = await self.pool.run(host, command("sh", "-c", script, "sh", *args), check=False)
+        except DifpipeError:
+            return  # each end reports its own failure when the planner asks again
+        out = res.stdout
+        survey = _HostSurvey()
+        found = _SAMPLE_LINE.search(out)
+        if found is not None:
+            survey.sample = out[found.end() :]
+            out = out[: found.start()]
+        probe_lines: list[str] = []
+        blocks: dict[int, list[str]] = {}
+        current: list[str] = probe_lines
+        for line in out.decode(errors="replace").splitlines():
+            words = line.split()
+            if len(words) == 3 and words[0] == "@" and words[2].isdigit():
+                current = blocks.setdefault(int(words[2]), [])
+            else:
+                current.append(line)
+        if probe:
+            info = parse_tool_probe("\n".join(probe_lines))
+            if "sh" not in info.tools:
+                return  # no usable shell: leave the host to pool.info and SFTP
+            hc.info = survey.info = info
+        for i, op in enumerate(ops, start=1):
+            if i in blocks and op[0] != "sample":
+                survey.answers[op] = "\n".join(blocks[i])
+        self._hosts[host] = survey
+
+    def answer(self, ep: Endpoint, op: str, path: str) -> str | None:
+        survey = self._hosts.get(ep.host or "")
+        return None if survey is None else survey.answers.get((op, path))
+
+    def sample(self, ep: Endpoint) -> bytes | None:
+        survey = self._hosts.get(ep.host or "")
+        return None if survey is None else survey.sample
+
+
+async def _measure_rtt(pool: SSHPool, ep: Endpoint) -> None:
+    if ep.is_remote and ep.host is not None:
+        with contextlib.suppress(DifpipeError):
+            await pool.rtt(ep.host)
+
+
 async def _tools(pool: SSHPool, ep: Endpoint) -> set[str]:
     if not ep.is_remote:
         return set()
@@ -138,9 +243,17 @@ async def _uses_sftp(pool: SSHPool, ep: Endpoint, job: CopyJob, needs: set[str])
 
 
 async def _inspect(
-    pool: SSHPool, ep: Endpoint, path: str | None = None, *, sftp: bool = False
+    pool: SSHPool,
+    ep: Endpoint,
+    path: str | None = None,
+    *,
+    sftp: bool = False,
+    survey: Survey | None = None,
 ) -> PathInfo:
     path = ep.path if path is None else path
+    known = survey.answer(ep, "inspect", path) if survey is not None and not sftp else None
+    if known is not None:
+        return parse_inspect(known)
     if sftp:
         assert ep.host is not None
         return await sftp_inspect(pool, ep.host, path)
@@ -194,15 +307,28 @@ async def make_plan(
     dsts = [parse_endpoint(d, config) for d in job.destinations]
     if sum(d.is_stdio for d in dsts) > 1:
         raise UsageError("stdout (-) can be a destination only once")
-    # connect to every host and probe its tools at once; each end reports its own failure below
-    hosts = {ep.host for ep in (src, *dsts) if ep.is_remote and ep.host}
-    await asyncio.gather(*(pool.info(h) for h in hosts), return_exceptions=True)
+    # one command per host, all at once: tools, the ends, the directory's size, the sample;
+    # each end reports its own failure below
+    base = "" if src.is_stdio else posixpath.basename(src.path.rstrip("/"))
+    survey = Survey(pool)
+    if not src.is_stdio:
+        survey.want(src, "inspect", src.path)
+        if job.recursive:
+            survey.want(src, "size", src.path)
+        if job.compress == "auto" and job.parallel <= 1:
+            survey.want(src, "sample", src.path)
+    for d in dsts:
+        survey.want(d, "inspect", d.path)
+        if base:
+            survey.want(d, "inspect", posixpath.join(d.path, base))
+    # and the source's round trip, which sizes the window its stream comes in on
+    await asyncio.gather(survey.run(), _measure_rtt(pool, src))
 
     if src.is_stdio:
         source = SourcePlan(src, "stream", None, None)
     else:
         via_sftp = await _uses_sftp(pool, src, job, EXEC_TOOLS)
-        info = await _inspect(pool, src, sftp=via_sftp)
+        info = await _inspect(pool, src, sftp=via_sftp, survey=survey)
         tools = set() if via_sftp else await _tools(pool, src)
         where = f"{src.host}:" if src.is_remote else ""
         if info.kind == "missing":
@@ -219,7 +345,11 @@ async def make_plan(
                     raise RemoteCommandError(
                         "the host has no tar to stream a directory", host=src.host
                     )
-                size, files = await remote_dir_size(pool, src.host, src.path)
+                known = survey.answer(src, "size", src.path)
+                if known is not None:
+                    size, files = parse_dir_size(known)
+                else:
+                    size, files = await remote_dir_size(pool, src.host, src.path)
             else:
                 size, files = await asyncio.to_thread(local_dir_size, src.path)
             source = SourcePlan(src, "dir", size, files, tools)
@@ -238,9 +368,8 @@ async def make_plan(
     if source.kind == "dir" and any(d.is_stdio for d in dsts):
         raise UsageError("a directory cannot be written to stdout")
 
-    base = "" if src.is_stdio else posixpath.basename(src.path.rstrip("/"))
     destinations = await asyncio.gather(
-        *(_plan_destination(pool, d, base, job, source.kind == "dir") for d in dsts)
+        *(_plan_destination(pool, d, base, job, source.kind == "dir", survey) for d in dsts)
     )
     for dp in destinations:
         if not dp.endpoint.is_remote:
@@ -261,8 +390,12 @@ async def make_plan(
 
     sample = None
     ratio = None
-    if job.compress == "auto" and source.kind == "dir" and (source.size or 0) > 0:
-        sample = await _sample_tar(pool, src)
+    if job.parallel > 1:
+        pass  # byte ranges move uncompressed (below): nothing to sample
+    elif job.compress == "auto" and source.kind == "dir" and (source.size or 0) > 0:
+        sample = survey.sample(src)
+        if sample is None:
+            sample = await _sample_tar(pool, src)
         ratio = estimate_ratio(sample) if sample else None
     elif job.compress == "auto" and not src.is_stdio and (source.size or 0) > 0:
         if source.sftp:
@@ -270,7 +403,9 @@ async def make_plan(
             sample = await sample_sftp(pool, src.host, src.path)
         elif src.is_remote:
             assert src.host is not None
-            sample = await sample_remote(pool, src.host, src.path)
+            sample = survey.sample(src)
+            if sample is None:
+                sample = await sample_remote(pool, src.host, src.path)
         else:
             sample = await asyncio.to_thread(sample_local, src.path)
         ratio = estimate_ratio(sample) if sample else None
@@ -351,7 +486,12 @@ async def _sample_tar(pool: SSHPool, src: Endpoint) -> bytes:
 
 
 async def _plan_destination(
-    pool: SSHPool, ep: Endpoint, base: str, job: CopyJob, is_dir: bool = False
+    pool: SSHPool,
+    ep: Endpoint,
+    base: str,
+    job: CopyJob,
+    is_dir: bool = False,
+    survey: Survey | None = None,
 ) -> DestinationPlan:
     if ep.is_stdio:
         return DestinationPlan(ep, "-", False, None)
@@ -364,7 +504,7 @@ async def _plan_destination(
         err = UsageError(f"{ep}: a directory needs tar and a shell, not SFTP")
         return DestinationPlan(ep, ep.path, False, None, set(), err, sftp=True)
     tools = set() if via_sftp else await _tools(pool, ep)
-    info = await _inspect(pool, ep, sftp=via_sftp)
+    info = await _inspect(pool, ep, sftp=via_sftp, survey=survey)
     where = f"{ep.host}:" if ep.is_remote else ""
     if is_dir and info.kind != "dir" and not ep.path.endswith("/"):
         target_info = info  # like cp -r: a new name receives the directory's contents
@@ -378,7 +518,7 @@ async def _plan_destination(
     except UsageError as err:
         return DestinationPlan(ep, ep.path, False, info.free_bytes, tools, err)
     if target != ep.path:
-        info = await _inspect(pool, ep, target, sftp=via_sftp)
+        info = await _inspect(pool, ep, target, sftp=via_sftp, survey=survey)
     plan = _dest_checks(ep, target, info, tools, job, where, is_dir)
     plan.sftp = via_sftp
     return plan

@@ -17,7 +17,7 @@ import shutil
 from ..errors import DifpipeError, LocalIOError
 from ..remote import command, quote_arg
 from ..ssh import SSHPool
-from .ends import RemoteSink, RemoteSource, Sink, Source, _guard
+from .ends import RemoteSink, RemoteSource, Sink, Source, _guard, _must
 from .verify import new_hasher
 
 # $1 = directory. Prints "bytes N" (apparent size, from du -k) and "files N".
@@ -29,8 +29,13 @@ SIZE_SCRIPT = (
 
 async def remote_dir_size(pool: SSHPool, host: str, path: str) -> tuple[int | None, int | None]:
     res = await pool.run(host, command("sh", "-c", SIZE_SCRIPT, "sh", path), check=False)
+    return parse_dir_size(res.text)
+
+
+def parse_dir_size(text: str) -> tuple[int | None, int | None]:
+    """(bytes, files) from the lines of :data:`SIZE_SCRIPT`."""
     values: dict[str, int] = {}
-    for line in res.text.splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(" ")
         if value.strip().isdigit():
             values[key] = int(value)
@@ -60,16 +65,16 @@ class RemoteTarSink(RemoteSink):
 
     resumable = False
 
-    async def prepare(self, offset: int) -> None:
-        line = (
+    def prepare_line(self) -> str:
+        """A fresh, empty staging directory, made by the stream's own command."""
+        return (
             "umask 077; "
-            + command("rm", "-rf", "--", self.part)
+            + _must(command("rm", "-rf", "--", self.part), "create")
             + " && "
-            + _guard(command("mkdir", "--", self.part), "create")
+            + _must(command("mkdir", "--", self.part), "create")
         )
-        await self._run(line, self.target)
 
-    def command_line(self) -> str:
+    def stream_line(self) -> str:
         part = quote_arg(self.part)
         fifo = quote_arg(self.part + ".fifo")
         extract = _guard(f"tar -C {part} -xf -", "write")

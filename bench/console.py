@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""How the console feels: launch time, idle cost with many hosts and transfers, key latency.
+
+Run as root (it starts the real-sshd lab of the tests), with the project's virtualenv::
+
+    .venv/bin/python bench/console.py [--hosts 50] [--transfers 10] [--runs 5] [--json OUT]
+
+Three measurements, each against a target of issue 4:
+
+* ``launch``: ``difpipe --config CFG`` (CFG with ``--hosts`` hosts) in a real terminal (tmux,
+  120x40), from the process start until the overview shows the hosts panel and the footer.
+  Median of ``--runs``. Target: at most 1 s.
+* ``idle``: the console in a real terminal with ``--hosts`` hosts and ``--transfers`` rate-limited
+  transfers running between lab hosts, nobody typing. CPU of the UI thread and of the whole
+  process (the engine thread moves the bytes) over 20 s, as a percentage of one core, and the
+  process's RSS. Targets: UI CPU at most 2 %, RSS at most 120 MB.
+* ``keys``: Pilot presses screen keys while one transfer runs at full speed (no rate limit) and
+  times each press until the screen has handled it. Target: at most 100 ms (p95 reported too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psutil  # noqa: E402
+import tomli_w  # noqa: E402
+
+MiB = 1024 * 1024
+MB = 1_000_000
+TRANSFER_RATE = "1M"  # per transfer in the idle scenario: they must outlive the window
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def many_hosts_config(lab_config: Path, out: Path, count: int) -> Path:
+    """The lab's hosts, then aliases of edge, cloud and storage up to ``count`` hosts."""
+    doc = tomllib.loads(lab_config.read_text())
+    hosts = doc["hosts"]
+    bases = [n for n in ("edge", "cloud", "storage") if n in hosts]
+    i = 0
+    while len(hosts) < count:
+        base = bases[i % len(bases)]
+        hosts[f"{base}-{i // len(bases) + 1:02d}"] = dict(hosts[base])
+        i += 1
+    out.write_text(tomli_w.dumps(doc))
+    return out
+
+
+def jobs(lab: Any, workdir: Path, count: int, size: int) -> list[dict[str, Any]]:
+    """``count`` copy jobs edge -> cloud of ``size`` random bytes each."""
+    src_dir = Path(lab.hosts["edge"].root) / workdir.name
+    dst_dir = Path(lab.hosts["cloud"].root) / workdir.name
+    src_dir.mkdir(parents=True, exist_ok=True)
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    blob = os.urandom(size)
+    out = []
+    for n in range(count):
+        (src_dir / f"f{n}.bin").write_bytes(blob)
+        out.append(
+            {
+                "source": f"edge:{src_dir / f'f{n}.bin'}",
+                "destinations": [f"cloud:{dst_dir}/"],
+            }
+        )
+    return out
+
+
+# -- the app in a real terminal (this script, run again inside tmux) --------------------------
+
+
+def app_role(config: str, home: str, jobs_file: str) -> None:
+    """Inside tmux: the console on ``config``, starting the jobs of ``jobs_file`` once shown."""
+    from difpipe_tui.app import build_app
+    from difpipe_tui.core.transfer.job import job_from_mapping
+
+    wanted = json.loads(Path(jobs_file).read_text())
+    app = build_app(config_path=config, home=home)
+
+    async def start_all() -> None:
+        for mapping in wanted:
+            job = job_from_mapping(mapping)
+            await app.bridge.call(app.bridge.engine.start, job)
+
+    def on_ready() -> None:
+        app.run_worker(start_all(), exit_on_error=False)
+
+    app.call_after_refresh(on_ready)
+    app.run()
+
+
+def thread_cpu(proc: psutil.Process) -> tuple[float, float]:
+    """(CPU seconds of the main thread, of the whole process)."""
+    main = next((t for t in proc.threads() if t.id == proc.pid), None)
+    times = proc.cpu_times()
+    return (main.user_time + main.system_time if main else 0.0), times.user + times.system
+
+
+def measure_launch(config: Path, home: Path, runs: int) -> list[float]:
+    from tests.e2e.tmux import Terminal
+
+    out = []
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "DIFPIPE_HOME": str(home)}
+    for _ in range(runs):
+        started = time.monotonic()
+        with Terminal([str(REPO / ".venv/bin/difpipe"), "--config", str(config)], env=env) as t:
+            t.wait_for(lambda s: "Hosts ·" in s and "Quit" in s, timeout=30, interval=0.01)
+            out.append(time.monotonic() - started)
+            t.press("q")
+    return out
+
+
+def measure_idle(config: Path, home: Path, jobs_file: Path, window: float) -> dict[str, float]:
+    from tests.e2e.tmux import Terminal
+
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "DIFPIPE_HOME": str(home)}
+    argv = [sys.executable, __file__, "--app", str(config), str(home), str(jobs_file)]
+    with Terminal(argv, env=env) as t:
+        t.wait_for("running", timeout=60)
+        pid = int(t._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
+        proc = psutil.Process(pid)
+        time.sleep(3.0)  # connections up, every transfer moving
+        ui0, all0 = thread_cpu(proc)
+        t0 = time.monotonic()
+        rss = 0
+        while time.monotonic() - t0 < window:
+            rss = max(rss, proc.memory_info().rss)
+            time.sleep(0.5)
+        ui1, all1 = thread_cpu(proc)
+        wall = time.monotonic() - t0
+        screen = t.screen()
+        t.press("q")
+    if os.environ.get("BENCH_SHOW_SCREEN"):
+        say(screen)
+    running = next((line for line in screen.splitlines() if "running" in line), "")
+    return {
+        "ui_cpu_pct": 100 * (ui1 - ui0) / wall,
+        "process_cpu_pct": 100 * (all1 - all0) / wall,
+        "rss_mb": rss / MB,
+        "transfers_line": running.strip(" │╭╮─"),
+    }
+
+
+async def measure_keys(config: Path, home: Path, job: dict[str, Any], presses: int) -> list[float]:
+    from difpipe_tui.app import build_app
+    from difpipe_tui.core.transfer.job import job_from_mapping
+
+    app = build_app(config_path=config, home=home)
+    times = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        handle = await app.bridge.call(app.bridge.engine.start, job_from_mapping(job))
+        await asyncio.sleep(1.0)  # the transfer is at full speed
+        keys = ["e", "o"]
+        for n in range(presses):
+            started = time.perf_counter()
+            await pilot.press(keys[n % len(keys)])
+            times.append(time.perf_counter() - started)
+        await app.bridge.call(_cancel, handle)
+    return times
+
+
+async def _cancel(handle: Any) -> None:
+    handle.cancel()
+    await handle.wait()
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--transfers", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--window", type=float, default=20.0, help="idle window, seconds")
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--json", metavar="OUT")
+    parser.add_argument("--app", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.app:
+        app_role(*args.app)
+        return 0
+
+    from tests.lab import Lab
+
+    results: dict[str, Any] = {}
+    with Lab.start() as lab, tempfile.TemporaryDirectory(prefix="difpipe-bench-") as tmp:
+        base = Path(tmp)
+        home = base / "home"
+        home.mkdir()
+        config = many_hosts_config(lab.write_config(base / "lab.toml"), base / "c.toml", args.hosts)
+        say(f"console benchmark: {args.hosts} hosts, {args.transfers} transfers, 120x40")
+        say(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+
+        launch = measure_launch(config, home, args.runs)
+        med = statistics.median(launch)
+        results["launch_s"] = launch
+        say(
+            f"launch to first screen: {med:.2f} s median "
+            f"[{min(launch):.2f}-{max(launch):.2f}]  target <= 1 s  {verdict(med <= 1.0)}"
+        )
+
+        workdir = base / f"bench-{os.getpid()}"
+        slow = [
+            {**j, "rate_limit": TRANSFER_RATE} for j in jobs(lab, workdir, args.transfers, 64 * MiB)
+        ]
+        jobs_file = base / "jobs.json"
+        jobs_file.write_text(json.dumps(slow))
+        idle = measure_idle(config, home, jobs_file, args.window)
+        results["idle"] = idle
+        say(
+            f"idle with {args.transfers} transfers ({idle['transfers_line']}): "
+            f"UI thread {idle['ui_cpu_pct']:.1f} % of a core (target <= 2 %  "
+            f"{verdict(idle['ui_cpu_pct'] <= 2.0)}), process {idle['process_cpu_pct']:.1f} %, "
+            f"RSS {idle['rss_mb']:.0f} MB (target <= 120 MB  {verdict(idle['rss_mb'] <= 120)})"
+        )
+
+        fast = jobs(lab, workdir / "fast", 1, 512 * MiB)[0]
+        keys = asyncio.run(measure_keys(config, home, fast, args.presses))
+        ms = sorted(1000 * k for k in keys)
+        p95 = ms[int(0.95 * (len(ms) - 1))]
+        results["keys_ms"] = ms
+        say(
+            f"key press to screen during a full-speed transfer: median {statistics.median(ms):.1f}"
+            f" ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms  target <= 100 ms  {verdict(p95 <= 100)}"
+        )
+        subprocess.run(["rm", "-rf", str(Path(lab.hosts["edge"].root) / workdir.name)], check=False)
+        subprocess.run(
+            ["rm", "-rf", str(Path(lab.hosts["cloud"].root) / workdir.name)], check=False
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The DifPipe console: one factory, :func:`build_app`, for ``difpipe``, Pilot and snapshot tests.
+
+Top-level screens are Textual modes listed in :data:`difpipe_tui.screens.SCREENS`, one key
+each. ``esc`` goes back, ``?`` shows the keys of the current screen, ``ctrl+p`` reaches every
+screen, theme and screen command by name. Keys are remapped with ``[ui.keymap]`` (binding id
+= key), the theme chosen with ``[ui] theme`` and remembered when switched at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from .bridge import EngineBridge, EventLog
+from .core.config import ConfigKeyError
+from .core.errors import DifpipeError, UsageError
+from .core.events import Event
+from .core.sysinfo import SysInfo, SysSource
+from .screens import DEFAULT_SCREEN, SCREENS, EngineScreen
+from .screens.help import HelpScreen
+from .themes import CSS_PATH, THEMES
+
+
+class EngineEvents(Message):
+    """Engine events are waiting in :attr:`DifpipeApp._pending` (one message per batch)."""
+
+
+class DifpipeApp(App[None]):
+    TITLE = "DifPipe"
+    CSS_PATH = CSS_PATH
+    MODES = {spec.id: spec.screen for spec in SCREENS}
+    DEFAULT_MODE = DEFAULT_SCREEN
+    BINDINGS = [
+        *(
+            Binding(spec.key, f"show('{spec.id}')", spec.title, id=spec.binding_id)
+            for spec in SCREENS
+        ),
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("escape", "back", "Back", show=False, id="app.back"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        bridge: EngineBridge,
+        *,
+        readonly: bool = False,
+        theme: str | None = None,
+        sysinfo: SysSource | None = None,
+        owns_bridge: bool = False,
+    ):
+        super().__init__()
+        self.bridge = bridge
+        self.readonly = readonly
+        self.sysinfo: SysSource = sysinfo or SysInfo()
+        self.event_log = EventLog()
+        self._owns_bridge = owns_bridge
+        self._pending: list[Event] = []
+        self._pending_lock = threading.Lock()
+        self._flush_posted = False
+        self._history: list[str] = []
+        self._unsubscribe = bridge.subscribe(self._from_engine)
+        for t in THEMES.values():
+            self.register_theme(t)
+        self.theme = theme or bridge.config.ui.theme
+        self.set_keymap(dict(bridge.config.ui.keymap))
+
+    # -- engine events: engine thread -> one message per batch -> the shown screen ------------
+
+    def _from_engine(self, event: Event) -> None:
+        with self._pending_lock:
+            self._pending.append(event)
+            if self._flush_posted:
+                return
+            self._flush_posted = True
+        self.post_message(EngineEvents())
+
+    def on_engine_events(self, _: EngineEvents) -> None:
+        with self._pending_lock:
+            batch, self._pending, self._flush_posted = self._pending, [], False
+        self.event_log.extend(batch)
+        if isinstance(self.screen, EngineScreen):
+            self.screen.catch_up()
+
+    # -- navigation ----------------------------------------------------------------------------
+
+    def action_show(self, screen_id: str) -> None:
+        if screen_id != self.current_mode:
+            self._history.append(self.current_mode)
+            self.switch_mode(screen_id)
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif self._history:
+            self.switch_mode(self._history.pop())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title != "Theme":  # ours are listed one by one below
+                yield command
+        for spec in SCREENS:
+            yield SystemCommand(spec.title, spec.help, lambda s=spec.id: self.action_show(s))
+        for name in THEMES:
+            yield SystemCommand(
+                f"Theme: {name}", "switch and remember it", lambda n=name: setattr(self, "theme", n)
+            )
+        if isinstance(screen, EngineScreen):
+            yield from screen.commands()
+
+    # -- themes --------------------------------------------------------------------------------
+
+    def watch_theme(self, name: str) -> None:
+        if name in THEMES and name != self.bridge.config.ui.theme and self.is_running:
+            future = self.bridge.submit(self.bridge.save_ui, theme=name)
+            future.add_done_callback(self._saved)
+
+    def _saved(self, future) -> None:  # on the engine thread
+        if (err := future.exception()) is not None:
+            self.call_from_thread(self.show_error, err, "save the theme")
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def show_error(self, error: BaseException, what: str | None = None) -> None:
+        """A notification naming what failed, the host and what to do; never a traceback."""
+        title = f"Could not {what}" if what else "Error"
+        if isinstance(error, DifpipeError):
+            self.notify(error.render(), title=title, severity="error", timeout=10)
+        else:
+            self.notify(
+                f"{type(error).__name__}: {error} (a bug; please report it)",
+                title=title,
+                severity="error",
+                timeout=10,
+            )
+
+    async def on_unmount(self) -> None:
+        self._unsubscribe()
+        if self._owns_bridge:
+            self.bridge.close()
+
+
+def binding_ids() -> set[str]:
+    """Every binding id that ``[ui.keymap]`` may remap."""
+    ids = set()
+    for cls in (DifpipeApp, HelpScreen, *(spec.screen for spec in SCREENS)):
+        for klass in cls.__mro__:
+            for binding in vars(klass).get("BINDINGS", ()):
+                if isinstance(binding, Binding) and binding.id:
+                    ids.add(binding.id)
+    return ids
+
+
+def check_ui(theme: str, keymap: dict[str, str]) -> None:
+    """Refuse an unknown theme or binding id, naming the key at fault."""
+    if theme not in THEMES:
+        raise ConfigKeyError("ui.theme", f"no theme {theme!r}", hint=f"known: {', '.join(THEMES)}")
+    known = binding_ids()
+    for binding_id in keymap:
+        if binding_id not in known:
+            raise ConfigKeyError(
+                f"ui.keymap.{binding_id}",
+                "no such binding",
+                hint=f"known: {', '.join(sorted(known))}",
+            )
+
+
+def build_app(
+    *,
+    config_path: str | Path | None = None,
+    home: str | Path | None = None,
+    readonly: bool = False,
+    theme: str | None = None,
+    bridge: EngineBridge | None = None,
+    sysinfo: SysSource | None = None,
+) -> DifpipeApp:
+    """The console. Without ``bridge`` one is started (config from ``config_path`` / ``home``)
+    and closed with the app; a given ``bridge`` stays open for its owner to close.
+
+    Raises :class:`~difpipe_tui.core.errors.ConfigError` for a bad config, theme or keymap.
+    """
+    owns = bridge is None
+    if bridge is None:
+        bridge = EngineBridge(config_path, home=home)
+    try:
+        ui = bridge.config.ui
+        check_ui(ui.theme, dict(ui.keymap))
+        if theme is not None and theme not in THEMES:
+            raise UsageError(f"--theme: no theme {theme!r}", hint=f"known: {', '.join(THEMES)}")
+        return DifpipeApp(bridge, readonly=readonly, theme=theme, sysinfo=sysinfo, owns_bridge=owns)
+    except BaseException:
+        if owns:
+            bridge.close()
+        raise

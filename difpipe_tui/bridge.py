@@ -1,0 +1,223 @@
+"""The engine's asyncio loop in a worker thread, for the console.
+
+:class:`EngineBridge` owns the config (and its path), the SSH pools, the store, the event bus
+and the transfer engine, all created and used on one daemon thread running its own event loop,
+so SSH, crypto and compression never run on the UI thread. The UI hands work over with
+:meth:`EngineBridge.submit` (a :class:`concurrent.futures.Future`) or awaits it with
+:meth:`EngineBridge.call`; bus subscribers registered with :meth:`EngineBridge.subscribe` are
+called on the engine thread and must hand events on (``App.post_message`` is thread-safe).
+
+This module imports no Textual: it is the console's side of the engine, testable alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import itertools
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .core import config as cfg
+from .core import paths
+from .core.events import Event, EventBus, Subscriber
+from .core.hostcheck import HostCheckResult, check_hosts
+from .core.ssh import NO_RETRY, SSHPool
+from .core.store import HostStatus, Store
+from .core.transfer.engine import TransferEngine
+
+T = TypeVar("T")
+Work = Coroutine[Any, Any, T] | Callable[..., Awaitable[T]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Locations:
+    """Where the console reads its config and keeps its state."""
+
+    config: Path
+    store: Path
+    known_hosts: Path
+
+    @classmethod
+    def resolve(cls, config_path: str | Path | None = None, home: str | Path | None = None):
+        """``home`` works like ``DIFPIPE_HOME``: ``home/difpipe.toml`` and ``home/state/``."""
+        if home is not None:
+            base = Path(home).expanduser()
+            state = base / "state"
+            config = Path(config_path).expanduser() if config_path else base / "difpipe.toml"
+            return cls(config, state / "state.db", state / "known_hosts")
+        return cls(paths.config_path(config_path), paths.state_db_path(), paths.known_hosts_path())
+
+
+class EngineBridge:
+    """The engine on its own thread. Create it, use it, :meth:`close` it (idempotent).
+
+    The constructor loads the config (raising :class:`~difpipe_tui.core.errors.ConfigError`
+    before any thread starts) and opens the store and pools on the engine thread.
+    """
+
+    def __init__(self, config_path: str | Path | None = None, *, home: str | Path | None = None):
+        self.locations = Locations.resolve(config_path, home)
+        self.config: cfg.Config = cfg.load_config(self.locations.config)
+        self.bus = EventBus()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="difpipe-engine", daemon=True)
+        self._closed = False
+        self._thread.start()
+        try:
+            self.submit(self._open).result()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- engine-thread state (touch only from coroutines run on the bridge) ------------------
+
+    store: Store
+    pool: SSHPool
+    check_pool: SSHPool
+    engine: TransferEngine
+
+    @property
+    def config_path(self) -> Path:
+        return self.locations.config
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def _open(self) -> None:
+        self.store = Store.open(self.locations.store)
+        self._build(self.config)
+
+    def _build(self, config: cfg.Config) -> None:
+        known = self.locations.known_hosts
+        self.config = config
+        self.pool = SSHPool(config, bus=self.bus, known_hosts_file=known)
+        # a check answers now or says why not: no retries, like ``difpipe hosts check``
+        self.check_pool = SSHPool(config, bus=self.bus, retry=NO_RETRY, known_hosts_file=known)
+        self.engine = TransferEngine(config, pool=self.pool, store=self.store, bus=self.bus)
+
+    # -- the API for the UI thread ------------------------------------------------------------
+
+    def submit(self, work: Work[T], *args: Any, **kw: Any) -> concurrent.futures.Future[T]:
+        """Run a coroutine (or a coroutine function with ``args``) on the engine loop."""
+        coro = work(*args, **kw) if callable(work) else work
+        if self._closed:
+            coro.close()
+            raise RuntimeError("the engine bridge is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, work: Work[T], *args: Any, **kw: Any) -> asyncio.Future[T]:
+        """:meth:`submit`, awaitable from the caller's running loop; cancelling it cancels the
+        work on the engine loop."""
+        return asyncio.wrap_future(self.submit(work, *args, **kw))
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every bus event, on the thread that published it (the
+        engine thread). Returns the function that unsubscribes."""
+        return self.bus.subscribe(callback)
+
+    def publish(self, event: Event) -> None:
+        """Publish on the bus from any thread; subscribers run on the engine thread."""
+        self.loop.call_soon_threadsafe(self.bus.publish, event)
+
+    # -- engine-side operations (coroutines: pass them to submit / call) -----------------------
+
+    async def host_statuses(self) -> dict[str, HostStatus]:
+        """The last recorded check of every host, by name."""
+        return {s.host: s for s in self.store.list_host_status()}
+
+    async def check_hosts(self, names: Iterable[str] | None = None) -> list[HostCheckResult]:
+        """Check hosts (default: all) at once and record each result in the store."""
+        wanted = list(names) if names is not None else list(self.config.hosts)
+        results = await check_hosts(self.check_pool, wanted)
+        for r in results:
+            self.store.record_host_status(
+                r.name,
+                reachable=r.reachable,
+                latency_ms=r.latency_ms,
+                os=r.os,
+                arch=r.arch,
+                tools=dict.fromkeys(r.tools, True),
+                free_bytes=r.free_bytes,
+                error=r.error,
+                checked_at=r.checked_at,
+            )
+        return results
+
+    async def reload_config(self, config: cfg.Config | None = None) -> cfg.Config:
+        """Use ``config`` (default: the file as it is now): the pools and the engine are
+        rebuilt, connections to the old hosts closed."""
+        new = config if config is not None else cfg.load_config(self.config_path)
+        old = (self.pool, self.check_pool)
+        self._build(new)
+        await asyncio.gather(*(p.close() for p in old), return_exceptions=True)
+        return new
+
+    async def save_ui(self, **changes: Any) -> cfg.Config:
+        """Change ``[ui]`` settings in the config file (read anew, written atomically, every
+        other entry kept) and in the running config."""
+        current = cfg.load_config(self.config_path)
+        saved = dataclasses.replace(current, ui=dataclasses.replace(current.ui, **changes))
+        cfg.save_config(saved, self.config_path)
+        self.config = dataclasses.replace(self.config, ui=saved.ui)
+        return saved
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel running work, close the pools and the store, stop and join the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.loop.is_running():
+            done = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self.loop)
+            with contextlib.suppress(Exception):  # closing anyway: nothing to report it to
+                done.result(timeout + 1.0)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    async def _shutdown(self, timeout: float) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout / 2)
+        pools = [getattr(self, n) for n in ("pool", "check_pool") if hasattr(self, n)]
+        await asyncio.gather(*(p.close(timeout / 2) for p in pools), return_exceptions=True)
+        if hasattr(self, "store"):
+            self.store.close()
+
+
+class EventLog:
+    """The console's memory of recent events: each gets a sequence number, the oldest go first.
+
+    Screens remember the last number they showed and ask for what came :meth:`since`.
+    """
+
+    def __init__(self, maxlen: int = 2000):
+        self._items: deque[tuple[int, Event]] = deque(maxlen=maxlen)
+        self._seq = itertools.count(1)
+
+    def extend(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._items.append((next(self._seq), event))
+
+    def since(self, seq: int) -> list[tuple[int, Event]]:
+        if not self._items or self._items[-1][0] <= seq:
+            return []
+        return [item for item in self._items if item[0] > seq]
+
+    def latest(self, n: int) -> list[Event]:
+        return [event for _, event in list(self._items)[-n:]]
+
+    def __len__(self) -> int:
+        return len(self._items)

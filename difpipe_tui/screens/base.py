@@ -1,0 +1,116 @@
+"""What every console screen over the engine shares.
+
+- :attr:`EngineScreen.bridge` is the engine (:class:`~difpipe_tui.bridge.EngineBridge`).
+- :meth:`EngineScreen.run_engine` runs a coroutine on the engine thread as a worker of the
+  screen (popping the screen cancels it); a :class:`DifpipeError` becomes a notification naming
+  the host and what to do, any other exception an "internal error" one: never a traceback.
+- :meth:`EngineScreen.on_events` receives the engine's events in batches while the screen is
+  the one shown; a screen that was hidden or covered by a modal catches up when it comes back.
+- Actions listed in :attr:`EngineScreen.MUTATING` are hidden and refused in ``--readonly``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import SystemCommand
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState
+
+from ..core.errors import DifpipeError
+from ..core.events import Event
+
+if TYPE_CHECKING:
+    from ..app import DifpipeApp
+    from ..bridge import EngineBridge, Work
+
+
+class EngineScreen(Screen):
+    MUTATING: ClassVar[frozenset[str]] = frozenset()
+    TITLE_TEXT: ClassVar[str] = ""
+
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
+        self._seen = 0
+
+    @property
+    def console(self) -> DifpipeApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def bridge(self) -> EngineBridge:
+        return self.console.bridge
+
+    @property
+    def readonly(self) -> bool:
+        return self.console.readonly
+
+    def header(self) -> Header:
+        return Header(icon="≋")
+
+    def footer(self) -> Footer:
+        return Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.readonly and action in self.MUTATING)
+
+    def commands(self) -> Iterable[SystemCommand]:
+        """Commands of this screen for the command palette."""
+        return ()
+
+    # -- engine events -----------------------------------------------------------------------
+
+    def on_events(self, events: list[Event]) -> None:
+        """New engine events, oldest first. Override; update widgets in place."""
+
+    def catch_up(self) -> None:
+        if not self.is_mounted:
+            return
+        new = self.console.event_log.since(self._seen)
+        if new:
+            self._seen = new[-1][0]
+            self.on_events([event for _, event in new])
+
+    def on_screen_resume(self) -> None:
+        self.catch_up()
+
+    # -- engine work -------------------------------------------------------------------------
+
+    def run_engine(
+        self,
+        work: Work[Any],
+        *args: Any,
+        what: str,
+        then: Callable[[Any], None] | None = None,
+        exclusive: bool = True,
+    ) -> Worker[Any]:
+        """Run ``work`` on the engine thread; ``then(result)`` runs on the UI thread after.
+
+        ``what`` names the work in notifications ("check hosts"). With ``exclusive`` a second
+        call cancels the first one still running.
+        """
+
+        async def job() -> Any:
+            try:
+                result = await self.bridge.call(work, *args)
+            except DifpipeError as err:
+                self.console.show_error(err, what)
+                return None
+            if then is not None:
+                then(result)
+            return result
+
+        return self.run_worker(
+            job(),
+            name=what,
+            group=what,
+            description=what,
+            exclusive=exclusive,
+            exit_on_error=False,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.console.show_error(event.worker.error, event.worker.description)

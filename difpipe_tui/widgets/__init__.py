@@ -1,0 +1,8 @@
+"""Reusable pieces of the console: a filterable table, a rate graph, state badges, event text."""
+
+from .badge import badge
+from .eventtext import describe, human_rate, local_time
+from .rate import RateGraph
+from .table import FilterTable, Row
+
+__all__ = ["FilterTable", "RateGraph", "Row", "badge", "describe", "human_rate", "local_time"]

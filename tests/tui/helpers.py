@@ -1,0 +1,107 @@
+"""Fixed data and small helpers of the console tests (the fixtures are in conftest.py).
+
+- ``FIXED_SYS``: a sysinfo source with constant numbers; ``FIXED_EVENTS``: events at fixed
+  times (``T0`` = 2026-01-01 00:00 UTC); ``SEEDED_CONFIG``: three hosts.
+- ``wait_until(predicate)``: polls until true, fails after a timeout.
+- ``publish_fixed(app)``: publishes events on the engine bus, waits until the console has them.
+- ``cell_texts(app, "#table")``: the text of every shown row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from difpipe_tui.app import DifpipeApp
+from difpipe_tui.core import events as ev
+from difpipe_tui.core.sysinfo import SysSample
+
+T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
+
+SEEDED_CONFIG = """
+[hosts.edge-pi]
+address = "192.0.2.10"
+role = "edge"
+
+[hosts.cloud]
+address = "192.0.2.20"
+role = "cloud"
+
+[hosts.backup]
+address = "192.0.2.30"
+role = "storage"
+"""
+
+FIXED_EVENTS: tuple[ev.Event, ...] = (
+    ev.ConnectionOpened(ts=T0 + 1, host_name="edge-pi", auth_method="publickey", latency_ms=2.0),
+    ev.HostChecked(ts=T0 + 2, host_name="cloud", reachable=True, latency_ms=11.5),
+    ev.ConnectionFailed(
+        ts=T0 + 3,
+        host_name="backup",
+        error="backup: connection refused by ops@192.0.2.30:22 (is sshd running?)",
+        exit_code=6,
+        retryable=True,
+    ),
+    ev.TransferStarted(
+        ts=T0 + 4,
+        transfer_id="a1b2c3d4e5f6",
+        source="edge-pi:/var/log/app.log",
+        destinations=("cloud:/srv/logs/",),
+        total=64 * 1024 * 1024,
+        strategy="exec",
+        codec="zstd",
+    ),
+    ev.TransferProgress(
+        ts=T0 + 5,
+        transfer_id="a1b2c3d4e5f6",
+        destination="cloud:/srv/logs/",
+        bytes=16 * 1024 * 1024,
+        total=64 * 1024 * 1024,
+        rate=4 * 1024 * 1024.0,
+        eta=12.0,
+    ),
+)
+
+
+class FixedSys:
+    """A sysinfo source whose numbers never change."""
+
+    def sample(self) -> SysSample:
+        return SysSample(
+            cpu_percent=12.5,
+            mem_used=1536 * 1024 * 1024,
+            mem_total=4096 * 1024 * 1024,
+            rss=80 * 1024 * 1024,
+            net_sent_rate=2048.0,
+            net_recv_rate=1024.0,
+        )
+
+
+FIXED_SYS = FixedSys()
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` on the app's loop until it is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate.__doc__ or predicate}")
+        await asyncio.sleep(0.02)
+
+
+async def publish_fixed(app: DifpipeApp, events=FIXED_EVENTS) -> None:
+    """Publish ``events`` on the engine bus and wait until the console has them."""
+    before = len(app.event_log)
+    for event in events:
+        app.bridge.publish(event)
+    await wait_until(lambda: len(app.event_log) >= before + len(events))
+
+
+def table_keys(app: DifpipeApp, selector: str) -> list[str]:
+    return app.screen.query_one(selector).shown_keys
+
+
+def cell_texts(app: DifpipeApp, selector: str) -> list[list[str]]:
+    table = app.screen.query_one(selector)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]

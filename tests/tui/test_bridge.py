@@ -1,0 +1,62 @@
+"""The engine bridge alone: its thread, its shutdown, its events and its config writes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import tomllib
+
+import pytest
+
+from difpipe_tui.core import events as ev
+from tests.tui.helpers import SEEDED_CONFIG
+
+
+def test_work_runs_on_the_engine_thread_and_events_reach_subscribers(make_bridge):
+    bridge = make_bridge()
+
+    async def where() -> str:
+        return threading.current_thread().name
+
+    assert bridge.submit(where).result(5) == "difpipe-engine"
+    seen: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def on_event(event: ev.Event) -> None:
+        seen.append((event.kind, threading.current_thread().name))
+        done.set()
+
+    bridge.subscribe(on_event)
+    bridge.publish(ev.HostChecked(host_name="edge", reachable=True))
+    assert done.wait(5)
+    assert seen == [("host.checked", "difpipe-engine")]
+
+
+def test_close_cancels_running_work_and_joins_in_bounded_time(make_bridge):
+    bridge = make_bridge()
+    long = bridge.submit(asyncio.sleep, 3600)
+    start = time.monotonic()
+    bridge.close(timeout=2.0)
+    assert time.monotonic() - start < 3.0
+    assert long.cancelled()
+    assert not bridge._thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        bridge.submit(asyncio.sleep, 0)
+    bridge.close()  # twice is harmless
+
+
+def test_save_ui_keeps_the_other_entries_and_reload_sees_new_hosts(write_config, make_bridge):
+    path = write_config(SEEDED_CONFIG)
+    bridge = make_bridge()
+    bridge.submit(bridge.save_ui, theme="high-contrast").result(5)
+    data = tomllib.loads(path.read_text())
+    assert data["ui"] == {"theme": "high-contrast"}
+    assert list(data["hosts"]) == ["edge-pi", "cloud", "backup"]
+    assert bridge.config.ui.theme == "high-contrast"
+
+    path.write_text(path.read_text() + '\n[hosts.new]\naddress = "192.0.2.40"\n')
+    old_pool = bridge.pool
+    config = bridge.submit(bridge.reload_config).result(5)
+    assert "new" in config.hosts and "new" in bridge.pool.config.hosts
+    assert bridge.pool is not old_pool and bridge.engine.pool is bridge.pool

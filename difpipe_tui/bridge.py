@@ -25,11 +25,15 @@ from typing import Any, TypeVar
 
 from .core import config as cfg
 from .core import paths
+from .core.errors import LocalIOError, UsageError
 from .core.events import Event, EventBus, Subscriber
 from .core.hostcheck import HostCheckResult, check_hosts
 from .core.ssh import NO_RETRY, SSHPool
 from .core.store import HostStatus, Store
 from .core.transfer.engine import TransferEngine
+from .core.transfer.job import CopyJob, CopyResult
+from .core.transfer.plan import Plan
+from .running import RunningTransfers
 
 T = TypeVar("T")
 Work = Coroutine[Any, Any, T] | Callable[..., Awaitable[T]]
@@ -65,9 +69,11 @@ class EngineBridge:
         self.locations = Locations.resolve(config_path, home)
         self.config: cfg.Config = cfg.load_config(self.locations.config)
         self.bus = EventBus()
+        self.transfers = RunningTransfers(self.bus)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="difpipe-engine", daemon=True)
         self._closed = False
+        self._resuming: set[str] = set()  # transfer ids between a resume request and its start
         self._thread.start()
         try:
             self.submit(self._open).result()
@@ -152,11 +158,13 @@ class EngineBridge:
 
     async def reload_config(self, config: cfg.Config | None = None) -> cfg.Config:
         """Use ``config`` (default: the file as it is now): the pools and the engine are
-        rebuilt, connections to the old hosts closed."""
+        rebuilt, connections to the old hosts closed (once no running transfer uses them)."""
         new = config if config is not None else cfg.load_config(self.config_path)
-        old = (self.pool, self.check_pool)
+        old_pool, old_check = self.pool, self.check_pool
         self._build(new)
-        await asyncio.gather(*(p.close() for p in old), return_exceptions=True)
+        # running transfers keep the pool they started on until they end
+        closing = [old_check, *self.transfers.retire([old_pool])]
+        await asyncio.gather(*(p.close() for p in closing), return_exceptions=True)
         return new
 
     async def save_ui(self, **changes: Any) -> cfg.Config:
@@ -168,10 +176,91 @@ class EngineBridge:
         self.config = dataclasses.replace(self.config, ui=saved.ui)
         return saved
 
+    async def save_host(self, host: cfg.Host) -> cfg.Config:
+        """Add or replace one host in the config file (read anew, written atomically, every
+        other entry kept) and reload the engine with the result."""
+        return await self.reload_config(cfg.upsert_host(host, self.config_path))
+
+    async def remove_host(self, name: str) -> cfg.Config:
+        """Remove one host from the config file (refused while another jumps through it)."""
+        return await self.reload_config(cfg.remove_host(name, self.config_path))
+
+    async def read_ssh_config(self, path: str) -> tuple[list[cfg.Host], list[str]]:
+        """The hosts an ssh_config file describes and the import's messages; nothing is saved."""
+        try:
+            text = Path(path).expanduser().read_text()
+        except OSError as err:
+            raise LocalIOError(f"cannot read {path}: {err.strerror or err}") from err
+        return cfg.import_ssh_config(text, source=path)
+
+    async def import_hosts(self, hosts: Iterable[cfg.Host]) -> list[str]:
+        """Add the hosts the config file does not have yet (those it has are kept as they are);
+        the names added."""
+        current = cfg.load_config(self.config_path)
+        new = [h for h in hosts if h.name not in current.hosts]
+        if new:
+            await self.reload_config(cfg.upsert_hosts(new, self.config_path))
+        return [h.name for h in new]
+
+    # -- transfers: owned here, so that leaving a screen never stops one ----------------------
+
+    async def analyze(self, job: CopyJob) -> Plan:
+        """The plan of ``job`` without moving a byte (``difpipe analyze``)."""
+        return await self.engine.analyze(job)
+
+    async def start_transfer(self, job: CopyJob) -> str:
+        """Start ``job``; returns its transfer id. It runs until it ends or is cancelled."""
+        return await self.transfers.start(self.engine, job)
+
+    async def pause_transfer(self, transfer_id: str) -> None:
+        self.transfers.handle(transfer_id).pause()
+
+    async def resume_transfer(self, transfer_id: str) -> None:
+        self.transfers.handle(transfer_id).resume()
+
+    async def cancel_transfer(self, transfer_id: str) -> None:
+        """Stop a transfer; it saves a checkpoint to resume from."""
+        self.transfers.handle(transfer_id).cancel("interrupted")
+
+    async def transfer_result(self, transfer_id: str) -> CopyResult | None:
+        """The result of a transfer this console ran, once it has ended."""
+        return self.transfers.results.get(transfer_id)
+
+    # -- checkpoints: unfinished transfers ------------------------------------------------------
+
+    async def resume_from_checkpoint(self, transfer_id: str) -> str:
+        """Continue an unfinished transfer from its checkpoints, with its stored job, like
+        ``difpipe checkpoints resume ID``; it then runs like one :meth:`start_transfer` began."""
+        self._refuse_running(transfer_id, "resume")
+        job = self.engine.job_for_resume(transfer_id)
+        if job.source == "-" or "-" in job.destinations:
+            raise UsageError(
+                f"transfer {transfer_id} reads stdin or writes stdout; the console has neither",
+                hint=f"resume it in a shell: difpipe copy --resume {transfer_id}",
+            )
+        self._resuming.add(transfer_id)
+        try:
+            return await self.transfers.start(self.engine, job, resume_id=transfer_id)
+        finally:
+            self._resuming.discard(transfer_id)
+
+    async def delete_transfer(self, transfer_id: str) -> bool:
+        """Forget a transfer and its checkpoints (part files stay); whether it existed."""
+        self._refuse_running(transfer_id, "delete")
+        return self.store.delete_transfer(transfer_id)
+
+    def _refuse_running(self, transfer_id: str, verb: str) -> None:
+        if transfer_id in self.transfers.handles or transfer_id in self._resuming:
+            raise UsageError(
+                f"cannot {verb} transfer {transfer_id}: it is starting or running",
+                hint="cancel it on the Transfers screen first",
+            )
+
     # -- shutdown -------------------------------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
-        """Cancel running work, close the pools and the store, stop and join the thread."""
+        """Stop running transfers (each saves a checkpoint), cancel other work, close the
+        pools and the store, stop and join the thread."""
         if self._closed:
             return
         self._closed = True
@@ -185,6 +274,7 @@ class EngineBridge:
             self.loop.close()
 
     async def _shutdown(self, timeout: float) -> None:
+        await self.transfers.stop_all(timeout / 2)
         me = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not me]
         for task in tasks:

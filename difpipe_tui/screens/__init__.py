@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import EngineScreen
+from .checkpoints import CheckpointsScreen
 from .events import EventsScreen
+from .hosts import HostsScreen
 from .overview import OverviewScreen
+from .transfers import TransfersScreen
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,15 @@ class ScreenSpec:
 SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("overview", "o", "Overview", "hosts, transfers, this machine", OverviewScreen),
     ScreenSpec("events", "e", "Events", "the live event log, filterable", EventsScreen),
+    ScreenSpec("transfers", "t", "Transfers", "live transfers, new, pause, stop", TransfersScreen),
+    ScreenSpec("hosts", "h", "Hosts", "add, edit, check, import hosts", HostsScreen),
+    ScreenSpec(
+        "checkpoints",
+        "k",
+        "Checkpoints",
+        "unfinished transfers: resume, inspect, delete",
+        CheckpointsScreen,
+    ),
 )
 
 DEFAULT_SCREEN = SCREENS[0].id

@@ -6,6 +6,7 @@ screens can share the same folding.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..core import events as ev
@@ -23,6 +24,9 @@ class HostView:
     error: str | None = None
 
 
+HISTORY = 30  # rate samples kept per transfer, for its sparkline
+
+
 @dataclass
 class TransferView:
     id: str
@@ -33,6 +37,36 @@ class TransferView:
     bytes: dict[str, int] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
+    strategy: str = ""
+    codec: str = ""
+    reason: str = ""  # why this codec
+    etas: dict[str, float | None] = field(default_factory=dict)
+    dest_status: dict[str, str] = field(default_factory=dict)  # running | done | failed | ...
+    digests: dict[str, str | None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    checkpoints: dict[str, int] = field(default_factory=dict)
+    resumed: dict[str, int] = field(default_factory=dict)
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    retries: int = 0
+    seconds: float | None = None  # once finished
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("running", "paused")
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until the slowest destination is done, while running."""
+        if self.finished:
+            return None
+        etas = [self.etas.get(d) for d in self.destinations if self.dest_state(d) == "running"]
+        known = [e for e in etas if e is not None]
+        return max(known) if known and len(known) == len(etas) else None
+
+    def dest_state(self, dest: str) -> str:
+        state = self.dest_status.get(dest, "running")
+        return "paused" if state == "running" and self.status == "paused" else state
 
     @property
     def done_bytes(self) -> int:
@@ -103,17 +137,46 @@ class TransfersLive:
                     event.destinations,
                     event.total,
                     started=event.ts,
+                    strategy=event.strategy,
+                    codec=event.codec,
+                    reason=event.reason,
+                    dest_status=dict.fromkeys(event.destinations, "running"),
                 )
             case ev.TransferProgress() if event.transfer_id in self.transfers:
                 view = self.transfers[event.transfer_id]
                 view.bytes[event.destination] = event.bytes
                 view.rates[event.destination] = event.rate
+                view.etas[event.destination] = event.eta
                 view.total = event.total if event.total is not None else view.total
+                view.history.append(sum(view.rates.values()))
+            case ev.TransferResumed() if event.transfer_id in self.transfers:
+                view = self.transfers[event.transfer_id]
+                view.resumed[event.destination] = event.offset
+                view.bytes[event.destination] = event.offset
+            case ev.TransferCheckpoint() if event.transfer_id in self.transfers:
+                self.transfers[event.transfer_id].checkpoints[event.destination] = event.offset
+            case ev.TransferRetry() if event.transfer_id in self.transfers:
+                self.transfers[event.transfer_id].retries = event.attempt
+            case ev.TransferDestinationDone() if event.transfer_id in self.transfers:
+                view = self.transfers[event.transfer_id]
+                view.dest_status[event.destination] = event.status
+                view.bytes[event.destination] = event.bytes
+                view.rates.pop(event.destination, None)
+                view.etas.pop(event.destination, None)
+                if event.digest:
+                    view.digests[event.destination] = event.digest
+                if event.error:
+                    view.errors[event.destination] = event.error
             case ev.TransferPaused() if event.transfer_id in self.transfers:
                 self.transfers[event.transfer_id].status = "paused" if event.paused else "running"
             case ev.TransferFinished() if event.transfer_id in self.transfers:
                 view = self.transfers[event.transfer_id]
-                view.status, view.rates = event.status, {}
+                view.status, view.rates, view.etas = event.status, {}, {}
+                view.seconds, view.error = event.seconds, event.error
+                left = "interrupted" if event.status == "interrupted" else "failed"
+                for dest, state in view.dest_status.items():
+                    if state == "running":
+                        view.dest_status[dest] = left
                 self._trim()
             case _:
                 return False

@@ -1,0 +1,376 @@
+"""The Hosts screen driven by real keys: the config file on disk, the store, real sshd."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from difpipe_tui.app import build_app
+from difpipe_tui.core import events as ev
+from difpipe_tui.screens.confirm import ConfirmScreen
+from difpipe_tui.screens.host_form import HostForm
+from difpipe_tui.screens.host_import import ImportScreen
+from difpipe_tui.screens.hosts import HostsScreen
+from tests.tui.helpers import FIXED_SYS, SEEDED_CONFIG, T0, cell_texts, wait_until
+
+SIZE = (120, 40)
+CONFIG = '[ui]\ntheme = "light"\n' + SEEDED_CONFIG
+
+
+def toml(path: Path) -> dict:
+    return tomllib.loads(path.read_text())
+
+
+@pytest.fixture
+def config_file(write_config) -> Path:
+    return write_config(CONFIG)
+
+
+@pytest.fixture
+def app(config_file, make_bridge):
+    return build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+
+
+async def open_hosts(pilot) -> None:
+    await pilot.press("h")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, HostsScreen)
+
+
+async def select(pilot, name: str) -> None:
+    table = pilot.app.screen.query_one("#hosts-table")
+    table.focus()
+    table.move_cursor(row=table.shown_keys.index(name))
+    await pilot.pause()
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_add_host_saves_it_with_the_other_hosts_and_ui_kept(app, config_file):
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a")
+        assert isinstance(app.screen, HostForm)
+        await pilot.press(*"nas", "tab", *"192.0.2.40", "tab", *"2200", "tab", *"admin")
+        form = app.screen
+        form.query_one("#f-tags").focus()
+        await pilot.press(*"rack-2, site-b")
+        form.query_one("#f-password-env").focus()
+        await pilot.press(*"NAS_PASSWORD", "ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert app.screen.selected == "nas"
+        assert [r[0] for r in cell_texts(app, "#hosts-table")][-1] == "nas"
+    data = toml(config_file)
+    assert data["ui"] == {"theme": "light"}
+    assert list(data["hosts"]) == ["edge-pi", "cloud", "backup", "nas"]
+    assert data["hosts"]["nas"] == {
+        "address": "192.0.2.40",
+        "port": 2200,
+        "user": "admin",
+        "tags": ["rack-2", "site-b"],
+        "auth": {"password_env": "NAS_PASSWORD"},
+    }
+    assert data["hosts"]["edge-pi"] == {"address": "192.0.2.10", "role": "edge"}
+
+
+EDITED = (
+    CONFIG
+    + """
+[hosts.cloud.auth]
+key_files = ["~/.ssh/cloud"]
+certificate = "~/.ssh/cloud-cert.pub"
+"""
+).replace('role = "cloud"\n', 'role = "cloud"\nconnect_timeout = 3.5\nknown_hosts = ["~/kh"]\n')
+
+
+async def test_edit_changes_only_that_host_and_keeps_fields_the_form_does_not_show(
+    write_config, make_bridge
+):
+    path = write_config(EDITED)
+    before = toml(path)
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await select(pilot, "cloud")
+        await pilot.press("enter")
+        assert isinstance(app.screen, HostForm)
+        form = app.screen
+        assert form.query_one("#f-name").disabled
+        assert form.query_one("#f-keys").value == "~/.ssh/cloud"
+        form.query_one("#f-port").focus()
+        await pilot.press("ctrl+u", *"2222")
+        form.query_one("#f-description").focus()
+        await pilot.press(*"the cloud side", "enter")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        row = next(r for r in cell_texts(app, "#hosts-table") if r[0] == "cloud")
+        assert row[2] == "192.0.2.20:2222"
+    after = toml(path)
+    assert after["hosts"]["cloud"] == {
+        **before["hosts"]["cloud"],
+        "port": 2222,
+        "description": "the cloud side",
+    }
+    assert after["hosts"]["cloud"]["connect_timeout"] == 3.5
+    assert after["hosts"]["cloud"]["auth"]["certificate"] == "~/.ssh/cloud-cert.pub"
+    for name in ("edge-pi", "backup"):
+        assert after["hosts"][name] == before["hosts"][name]
+    assert after["ui"] == before["ui"]
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ("22a", 'hosts.nas.port: expected an integer, got "22a"'),
+        ("70000", "hosts.nas.port: expected an integer from 1 to 65535, got 70000"),
+    ],
+)
+async def test_an_invalid_port_shows_the_config_error_and_saves_nothing(
+    app, config_file, port, message
+):
+    before = config_file.read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a", *"nas", "tab", *"192.0.2.40", "tab", *port, "enter")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, HostForm)
+        error = form.query_one("#e-port")
+        assert error.display and str(error.render()) == message
+        assert form.focused is form.query_one("#f-port")
+        await pilot.press("ctrl+u", *"2200")  # fixing it clears the message
+        assert not error.display
+        await pilot.press("escape")
+        assert isinstance(app.screen, HostsScreen)
+        assert "nas" not in app.screen.table.shown_keys
+    assert config_file.read_bytes() == before
+
+
+async def test_a_clear_password_has_no_field_and_both_password_sources_are_refused(
+    app, config_file
+):
+    before = config_file.read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a", *"nas", "tab", *"192.0.2.40")
+        form = app.screen
+        assert not any(i.password for i in form.query("Input"))
+        form.query_one("#f-password-env").focus()
+        await pilot.press(*"NAS_PW")
+        form.query_one("#f-password-command").focus()
+        await pilot.press(*"pass show nas", "ctrl+s")
+        await settle(pilot)
+        error = form.query_one("#e-password-env")
+        assert str(error.render()) == (
+            "hosts.nas.auth: password_env and password_command are both set (keep one)"
+        )
+    assert config_file.read_bytes() == before
+
+
+async def test_adding_a_name_that_exists_is_refused(app, config_file):
+    before = config_file.read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a", *"cloud", "tab", *"192.0.2.99", "enter")
+        await settle(pilot)
+        assert "a host with this name exists" in str(app.screen.query_one("#e-name").render())
+    assert config_file.read_bytes() == before
+
+
+async def test_delete_asks_and_removes_only_after_yes(app, config_file):
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await select(pilot, "backup")
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert "backup" in toml(config_file)["hosts"]
+        await pilot.press("d", "enter")  # enter lands on Cancel, which is focused
+        await settle(pilot)
+        assert "backup" in toml(config_file)["hosts"]
+        await pilot.press("d", "y")
+        await settle(pilot)
+        assert app.screen.table.shown_keys == ["edge-pi", "cloud"]
+    data = toml(config_file)
+    assert list(data["hosts"]) == ["edge-pi", "cloud"]
+    assert data["ui"] == {"theme": "light"}
+
+
+async def test_deleting_a_jump_host_is_refused_with_a_notification(write_config, make_bridge):
+    path = write_config(CONFIG + 'jump = ["edge-pi"]\n')  # backup jumps through edge-pi
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_hosts(pilot)
+        await select(pilot, "edge-pi")
+        await pilot.press("d", "y")
+        await settle(pilot)
+        note = list(app._notifications)[-1]
+        assert note.title == "Could not delete host edge-pi"
+        assert note.message == (
+            "hosts.edge-pi: cannot remove: backup jumps through it "
+            "(remove it from those jump lists first)"
+        )
+    assert "edge-pi" in toml(path)["hosts"]
+
+
+SSH_CONFIG = """
+Host *
+    ServerAliveInterval 30
+
+Host nas storage-box
+    HostName 192.0.2.40
+    User admin
+    Port 2200
+    IdentityFile ~/.ssh/nas
+
+Host inner
+    HostName 10.0.0.5
+    ProxyJump nas
+
+Host edge-pi
+    HostName 192.0.2.99
+
+Match host foo
+    User bar
+"""
+
+
+async def test_import_previews_then_adds_only_the_new_hosts(app, config_file, tmp_path):
+    source = tmp_path / "ssh_config"
+    source.write_text(SSH_CONFIG)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("i")
+        assert isinstance(app.screen, ImportScreen)
+        path_box = app.screen.query_one("#import-path")
+        path_box.focus()
+        await pilot.press("ctrl+u", *str(source), "enter")
+        await settle(pilot)
+        rows = {(r[0], r[1]) for r in cell_texts(app, "#import-preview")}
+        assert {("nas", "new"), ("inner", "new"), ("edge-pi", "exists"), ("*", "skipped")} <= rows
+        assert any(
+            r[1] == "skipped" and "Match" in r[2] for r in cell_texts(app, "#import-preview")
+        )
+        assert toml(config_file)["hosts"].keys() == {"edge-pi", "cloud", "backup"}  # not yet
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert app.screen.table.shown_keys == ["edge-pi", "cloud", "backup", "nas", "inner"]
+    data = toml(config_file)
+    assert data["hosts"]["edge-pi"] == {"address": "192.0.2.10", "role": "edge"}  # kept
+    assert data["hosts"]["nas"]["address"] == "192.0.2.40"
+    assert data["hosts"]["nas"]["auth"] == {"key_files": ["~/.ssh/nas"]}
+    assert data["hosts"]["inner"]["jump"] == ["nas"]
+    assert data["ui"] == {"theme": "light"}
+
+
+async def test_import_of_a_missing_file_says_so_and_adds_nothing(app, config_file, tmp_path):
+    before = config_file.read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#import-path").focus()
+        await pilot.press("ctrl+u", *str(tmp_path / "nope"), "enter")
+        await settle(pilot)
+        error = app.screen.query_one("#import-error")
+        assert error.display and "nope: No such file or directory" in str(error.render())
+        assert app.screen.query_one("#import-save").disabled
+        await pilot.press("ctrl+s", "escape")
+        assert isinstance(app.screen, HostsScreen)
+    assert config_file.read_bytes() == before
+
+
+async def test_check_selected_host_against_real_sshd(lab, home, make_bridge):
+    lab.write_config(home / "difpipe.toml", ["edge", "cloud"])
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_hosts(pilot)
+        await select(pilot, "edge")
+        await pilot.press("c")
+        await settle(pilot)
+        rows = {r[0]: r for r in cell_texts(app, "#hosts-table")}
+        edge = rows["edge"]
+        assert edge[3] == "UP"
+        assert edge[4].endswith(" ms") and float(edge[4].split()[0]) > 0
+        assert edge[5].startswith("Linux/")
+        assert edge[6].endswith("iB")  # free disk
+        assert edge[7] != "-"  # last seen
+        assert "sha256sum" in edge[8]  # the tools found
+        assert rows["cloud"][3] == "?"  # only the selected host was checked
+        assert any(n.title == "edge is up" for n in app._notifications)
+    stored = await app.bridge.call(app.bridge.host_statuses)
+    assert stored["edge"].reachable and "cloud" not in stored
+    assert "sh" in stored["edge"].tools
+
+
+async def test_check_of_a_host_that_is_down_names_it(write_config, make_bridge):
+    write_config('[hosts.nowhere]\naddress = "127.0.0.1"\nport = 9\n')
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("C")
+        await settle(pilot)
+        assert cell_texts(app, "#hosts-table")[0][3] == "DOWN"
+        note = list(app._notifications)[-1]
+        assert note.title == "nowhere is down" and note.message.startswith("nowhere:")
+        assert "last error: nowhere:" in str(app.screen.query_one("#host-detail").render())
+
+
+async def test_live_events_update_rows_keeping_cursor_and_filter(seeded_app):
+    app = seeded_app
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("slash", *"o", "enter")  # "o" matches cloud, backup ("storage")
+        assert app.screen.table.shown_keys == ["cloud", "backup"]
+        await select(pilot, "backup")
+        app.bridge.publish(
+            ev.HostChecked(ts=T0, host_name="backup", reachable=True, latency_ms=7.0)
+        )
+        app.bridge.publish(ev.ConnectionLost(ts=T0 + 1, host_name="cloud", reason="reset"))
+        await wait_until(lambda: cell_texts(app, "#hosts-table")[1][3] == "UP")
+        rows = {r[0]: r for r in cell_texts(app, "#hosts-table")}
+        assert rows["backup"][4] == "7.0 ms" and rows["backup"][7] == "Jan 01 00:00"
+        assert rows["cloud"][3] == "DOWN"
+        assert app.screen.selected == "backup"
+        assert app.screen.table.filter_text == "o"
+
+
+async def test_palette_selects_a_host_and_checks_all(seeded_app):
+    app = seeded_app
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Check all hosts", "Add host", "Host: edge-pi", "Host: backup"} <= set(titles)
+        await pilot.press("ctrl+p", *"Host: backup")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.selected == "backup"
+
+
+async def test_readonly_hides_and_refuses_the_changing_verbs(seeded_bridge, home):
+    app = build_app(bridge=seeded_bridge, readonly=True, sysinfo=FIXED_SYS)
+    before = (home / "difpipe.toml").read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        screen = app.screen
+        for action in ("add_host", "edit_host", "delete_host", "import_hosts"):
+            assert screen.check_action(action, ()) is False
+        assert screen.check_action("check_host", ()) is True
+        shown = {b.binding.action for b in screen.active_bindings.values() if b.binding.show}
+        assert {"check_host", "check_all", "open_filter"} <= shown
+        assert not shown & {"add_host", "edit_host", "delete_host", "import_hosts"}
+        titles = [c.title for c in app.get_system_commands(screen)]
+        assert "Add host" not in titles and "Check all hosts" in titles
+        await pilot.press("a", "enter", "d", "i")
+        assert app.screen is screen
+        assert screen.sub_title.endswith("· read-only")
+    assert (home / "difpipe.toml").read_bytes() == before

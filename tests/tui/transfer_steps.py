@@ -1,0 +1,97 @@
+"""Steps of the Transfers screen tests: fill the new-transfer form with keys, read the rows.
+
+- ``open_form(pilot)``: ``t`` then ``n``; the source path has the focus.
+- ``fill(pilot, source=(host, path), destinations=[(host, path), ...], rate=..., compress=...)``:
+  types into the form the way a person does (tab, the pickers' menus, ctrl+n for a row).
+- ``row_state(app, transfer_id)`` / ``wait_state(app, transfer_id, state)``: the STATE cell.
+"""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Select
+
+from difpipe_tui.app import DifpipeApp
+from difpipe_tui.core.transfer.codecs import COMPRESS_CHOICES
+from difpipe_tui.screens.transfer_form import LOCAL, EndRow, TransferForm
+from difpipe_tui.screens.transfers import TransfersScreen
+from tests.tui.helpers import wait_until
+
+
+async def open_form(pilot) -> TransferForm:
+    await pilot.press("t")
+    assert isinstance(pilot.app.screen, TransfersScreen)
+    await pilot.press("n")
+    await pilot.pause()
+    form = pilot.app.screen
+    assert isinstance(form, TransferForm)
+    return form
+
+
+async def pick(pilot, select: Select, values: list[str], value: str) -> None:
+    """Choose ``value`` among ``values`` (the picker's options, in order) with its menu:
+    enter opens it, arrows move, enter picks."""
+    select.focus()
+    await pilot.pause()
+    steps = values.index(value) - values.index(select.value)
+    await pilot.press("enter", *(["down"] * steps if steps > 0 else ["up"] * -steps), "enter")
+    await pilot.pause()
+    assert select.value == value
+
+
+async def fill_end(pilot, row: EndRow, host: str, path: str) -> None:
+    form = pilot.app.screen
+    await pick(pilot, row.query_one(Select), [*form.hosts, LOCAL], host)
+    await pilot.press("tab", *path)
+    assert row.query_one(Input).value == path
+
+
+async def fill(
+    pilot,
+    *,
+    source: tuple[str, str],
+    destinations: list[tuple[str, str]],
+    rate: str = "",
+    compress: str | None = None,
+) -> TransferForm:
+    form = pilot.app.screen
+    assert isinstance(form, TransferForm)
+    await fill_end(pilot, form.ends()[0], *source)
+    for i, (host, path) in enumerate(destinations):
+        if i > 0:
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+        await fill_end(pilot, form.ends()[i + 1], host, path)
+    if compress is not None:
+        await pick(pilot, form.query_one("#compress", Select), list(COMPRESS_CHOICES), compress)
+    if rate:
+        form.query_one("#rate", Input).focus()
+        await pilot.press(*rate)
+    return form
+
+
+def transfers_screen(app: DifpipeApp) -> TransfersScreen:
+    screen = app.get_screen_stack("transfers")[0]
+    assert isinstance(screen, TransfersScreen)
+    return screen
+
+
+def row_state(app: DifpipeApp, transfer_id: str) -> str | None:
+    table = transfers_screen(app).query_one("#transfers")
+    if transfer_id not in table.shown_keys:
+        return None
+    return str(table.get_row(transfer_id)[1])
+
+
+async def wait_state(app: DifpipeApp, transfer_id: str, state: str, timeout: float = 60) -> None:
+    try:
+        await wait_until(lambda: row_state(app, transfer_id) == state, timeout)
+    except AssertionError:
+        now = row_state(app, transfer_id)
+        raise AssertionError(
+            f"transfer {transfer_id}: {now}, not {state}, after {timeout}s"
+        ) from None
+
+
+def started_id(app: DifpipeApp) -> str:
+    """The transfer the last form started (the newest transfer the bridge owns or ran)."""
+    return max(transfers_screen(app).live.transfers.values(), key=lambda v: v.started).id

@@ -17,7 +17,7 @@ from ..widgets import FilterTable, RateGraph, Row, badge, describe, human_rate, 
 from .base import EngineScreen
 from .live import HostsLive, TransfersLive
 
-REFRESH_SECONDS = 1.0
+REFRESH_SECONDS = 2.0
 LATEST_EVENTS = 50
 #: Events too frequent to be news: the overview leaves them to the transfers panel and the
 #: Events screen, so that a busy transfer does not scroll everything else away.

@@ -14,8 +14,9 @@ Three measurements, each against a target of issue 4:
   transfers running between lab hosts, nobody typing. CPU of the UI thread and of the whole
   process (the engine thread moves the bytes) over 20 s, as a percentage of one core, and the
   process's RSS. Targets: UI CPU at most 2 %, RSS at most 120 MB.
-* ``keys``: Pilot presses screen keys while one transfer runs at full speed (no rate limit) and
-  times each press until the screen has handled it. Target: at most 100 ms (p95 reported too).
+* ``keys``: Pilot presses keys while one transfer runs at full speed (no rate limit) and times
+  each press until the screen has handled it: screen switches, and cursor moves in the Hosts
+  table. Target: at most 100 ms (median, p95 and max reported).
 """
 
 from __future__ import annotations
@@ -156,20 +157,26 @@ def measure_idle(config: Path, home: Path, jobs_file: Path, window: float) -> di
     }
 
 
-async def measure_keys(config: Path, home: Path, job: dict[str, Any], presses: int) -> list[float]:
+async def measure_keys(
+    config: Path, home: Path, job: dict[str, Any], presses: int
+) -> dict[str, list[float]]:
+    """Seconds per key until the screen has handled it: screen switches (``e``/``o``) and
+    moves within a table (``down``/``up`` on the Hosts screen), while ``job`` runs."""
     from difpipe_tui.app import build_app
     from difpipe_tui.core.transfer.job import job_from_mapping
 
     app = build_app(config_path=config, home=home)
-    times = []
+    times: dict[str, list[float]] = {"switch": [], "move": []}
     async with app.run_test(size=(120, 40)) as pilot:
         handle = await app.bridge.call(app.bridge.engine.start, job_from_mapping(job))
         await asyncio.sleep(1.0)  # the transfer is at full speed
-        keys = ["e", "o"]
-        for n in range(presses):
-            started = time.perf_counter()
-            await pilot.press(keys[n % len(keys)])
-            times.append(time.perf_counter() - started)
+        for kind, keys in (("switch", ["e", "o"]), ("move", ["down", "up"])):
+            if kind == "move":
+                await pilot.press("h")
+            for n in range(presses):
+                started = time.perf_counter()
+                await pilot.press(keys[n % len(keys)])
+                times[kind].append(time.perf_counter() - started)
         await app.bridge.call(_cancel, handle)
     return times
 
@@ -233,13 +240,15 @@ def main() -> int:
 
         fast = jobs(lab, workdir / "fast", 1, 512 * MiB)[0]
         keys = asyncio.run(measure_keys(config, home, fast, args.presses))
-        ms = sorted(1000 * k for k in keys)
-        p95 = ms[int(0.95 * (len(ms) - 1))]
-        results["keys_ms"] = ms
-        say(
-            f"key press to screen during a full-speed transfer: median {statistics.median(ms):.1f}"
-            f" ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms  target <= 100 ms  {verdict(p95 <= 100)}"
-        )
+        results["keys_ms"] = {}
+        for kind, what in (("switch", "screen switch"), ("move", "cursor move in a table")):
+            ms = sorted(1000 * k for k in keys[kind])
+            p95 = ms[int(0.95 * (len(ms) - 1))]
+            results["keys_ms"][kind] = ms
+            say(
+                f"{what} during a full-speed transfer: median {statistics.median(ms):.1f} ms,"
+                f" p95 {p95:.1f} ms, max {ms[-1]:.1f} ms  target <= 100 ms  {verdict(p95 <= 100)}"
+            )
         subprocess.run(["rm", "-rf", str(Path(lab.hosts["edge"].root) / workdir.name)], check=False)
         subprocess.run(
             ["rm", "-rf", str(Path(lab.hosts["cloud"].root) / workdir.name)], check=False

@@ -9,7 +9,8 @@ screen, theme and screen command by name. Keys are remapped with ``[ui.keymap]``
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -95,6 +96,15 @@ class DifpipeApp(App[None]):
             self._history.append(self.current_mode)
             self.switch_mode(screen_id)
 
+    async def run_on_screen(self, screen_id: str, run: Callable[[EngineScreen], None]) -> None:
+        """Show the screen ``screen_id`` (mounted if it was not yet), then ``run`` it."""
+        if screen_id != self.current_mode:
+            self._history.append(self.current_mode)
+            await self.switch_mode(screen_id)
+        screen = self.screen_stack[0]
+        if isinstance(screen, EngineScreen):
+            run(screen)
+
     def action_back(self) -> None:
         if len(self.screen_stack) > 1:
             self.pop_screen()
@@ -111,6 +121,10 @@ class DifpipeApp(App[None]):
                 yield command
         for spec in SCREENS:
             yield SystemCommand(spec.title, spec.help, lambda s=spec.id: self.action_show(s))
+        for spec in SCREENS:
+            for command in spec.screen.palette(self):
+                run = partial(self.run_on_screen, spec.id, command.run)
+                yield SystemCommand(command.title, command.help, run)
         for name in THEMES:
             yield SystemCommand(
                 f"Theme: {name}", "switch and remember it", lambda n=name: setattr(self, "theme", n)

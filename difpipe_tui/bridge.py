@@ -21,19 +21,21 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .core import config as cfg
 from .core import paths
 from .core.errors import LocalIOError, UsageError
-from .core.events import Event, EventBus, Subscriber
+from .core.events import ConfigReloaded, Event, EventBus, Subscriber
 from .core.hostcheck import HostCheckResult, check_hosts
-from .core.ssh import NO_RETRY, SSHPool
 from .core.store import HostStatus, Store
-from .core.transfer.engine import TransferEngine
-from .core.transfer.job import CopyJob, CopyResult
-from .core.transfer.plan import Plan
 from .running import RunningTransfers
+
+if TYPE_CHECKING:
+    from .core.ssh import SSHPool
+    from .core.transfer.engine import TransferEngine
+    from .core.transfer.job import CopyJob, CopyResult
+    from .core.transfer.plan import Plan
 
 T = TypeVar("T")
 Work = Coroutine[Any, Any, T] | Callable[..., Awaitable[T]]
@@ -62,7 +64,9 @@ class EngineBridge:
     """The engine on its own thread. Create it, use it, :meth:`close` it (idempotent).
 
     The constructor loads the config (raising :class:`~difpipe_tui.core.errors.ConfigError`
-    before any thread starts) and opens the store and pools on the engine thread.
+    before any thread starts) and opens the store on the engine thread. The SSH pools and the
+    transfer engine (asyncssh, cryptography) are built on first use, so the console paints its
+    first screen without waiting for them.
     """
 
     def __init__(self, config_path: str | Path | None = None, *, home: str | Path | None = None):
@@ -74,6 +78,9 @@ class EngineBridge:
         self._thread = threading.Thread(target=self._run, name="difpipe-engine", daemon=True)
         self._closed = False
         self._resuming: set[str] = set()  # transfer ids between a resume request and its start
+        self._pool: SSHPool | None = None
+        self._check_pool: SSHPool | None = None
+        self._engine: TransferEngine | None = None
         self._thread.start()
         try:
             self.submit(self._open).result()
@@ -84,9 +91,27 @@ class EngineBridge:
     # -- engine-thread state (touch only from coroutines run on the bridge) ------------------
 
     store: Store
-    pool: SSHPool
-    check_pool: SSHPool
-    engine: TransferEngine
+
+    @property
+    def pool(self) -> SSHPool:
+        if self._pool is None:
+            self._build_engine()
+        assert self._pool is not None
+        return self._pool
+
+    @property
+    def check_pool(self) -> SSHPool:
+        if self._check_pool is None:
+            self._build_engine()
+        assert self._check_pool is not None
+        return self._check_pool
+
+    @property
+    def engine(self) -> TransferEngine:
+        if self._engine is None:
+            self._build_engine()
+        assert self._engine is not None
+        return self._engine
 
     @property
     def config_path(self) -> Path:
@@ -101,12 +126,20 @@ class EngineBridge:
         self._build(self.config)
 
     def _build(self, config: cfg.Config) -> None:
-        known = self.locations.known_hosts
+        """Use ``config``; the pools and the engine are built for it when next needed."""
         self.config = config
-        self.pool = SSHPool(config, bus=self.bus, known_hosts_file=known)
+        self._pool = self._check_pool = self._engine = None
+
+    def _build_engine(self) -> None:
+        from .core.ssh import NO_RETRY, SSHPool
+        from .core.transfer.engine import TransferEngine
+
+        config, known = self.config, self.locations.known_hosts
+        pool = SSHPool(config, bus=self.bus, known_hosts_file=known)
         # a check answers now or says why not: no retries, like ``difpipe hosts check``
-        self.check_pool = SSHPool(config, bus=self.bus, retry=NO_RETRY, known_hosts_file=known)
-        self.engine = TransferEngine(config, pool=self.pool, store=self.store, bus=self.bus)
+        check = SSHPool(config, bus=self.bus, retry=NO_RETRY, known_hosts_file=known)
+        self._engine = TransferEngine(config, pool=pool, store=self.store, bus=self.bus)
+        self._pool, self._check_pool = pool, check
 
     # -- the API for the UI thread ------------------------------------------------------------
 
@@ -158,12 +191,15 @@ class EngineBridge:
 
     async def reload_config(self, config: cfg.Config | None = None) -> cfg.Config:
         """Use ``config`` (default: the file as it is now): the pools and the engine are
-        rebuilt, connections to the old hosts closed (once no running transfer uses them)."""
+        rebuilt, connections to the old hosts closed (once no running transfer uses them),
+        and :class:`~difpipe_tui.core.events.ConfigReloaded` published for every screen."""
         new = config if config is not None else cfg.load_config(self.config_path)
-        old_pool, old_check = self.pool, self.check_pool
+        old_pool, old_check = self._pool, self._check_pool
         self._build(new)
+        self.bus.publish(ConfigReloaded(hosts=tuple(new.hosts)))
         # running transfers keep the pool they started on until they end
-        closing = [old_check, *self.transfers.retire([old_pool])]
+        retired = self.transfers.retire([old_pool]) if old_pool is not None else []
+        closing = [p for p in (old_check, *retired) if p is not None]
         await asyncio.gather(*(p.close() for p in closing), return_exceptions=True)
         return new
 
@@ -182,8 +218,11 @@ class EngineBridge:
         return await self.reload_config(cfg.upsert_host(host, self.config_path))
 
     async def remove_host(self, name: str) -> cfg.Config:
-        """Remove one host from the config file (refused while another jumps through it)."""
-        return await self.reload_config(cfg.remove_host(name, self.config_path))
+        """Remove one host from the config file (refused while another jumps through it) and
+        its last check from the store."""
+        config = await self.reload_config(cfg.remove_host(name, self.config_path))
+        self.store.delete_host_status(name)
+        return config
 
     async def read_ssh_config(self, path: str) -> tuple[list[cfg.Host], list[str]]:
         """The hosts an ssh_config file describes and the import's messages; nothing is saved."""
@@ -281,7 +320,7 @@ class EngineBridge:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout / 2)
-        pools = [getattr(self, n) for n in ("pool", "check_pool") if hasattr(self, n)]
+        pools = [p for p in (self._pool, self._check_pool) if p is not None]
         await asyncio.gather(*(p.close(timeout / 2) for p in pools), return_exceptions=True)
         if hasattr(self, "store"):
             self.store.close()

@@ -6,12 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
 from typing import Any
 
-from .cli_checkpoints import cmd_checkpoints_list, cmd_checkpoints_rm, cmd_checkpoints_show
-from .cli_copy import cmd_analyze, cmd_checkpoints_resume, cmd_copy
-from .cli_crypto import cmd_decrypt, cmd_keygen
 from .core.transfer.codecs import COMPRESS_CHOICES
 from .core.transfer.job import STRATEGIES, TRANSPORTS
 from .core.transfer.verify import DIGESTS
@@ -188,13 +186,23 @@ def _job_args(p: argparse.ArgumentParser, *, resume: bool = False) -> None:
         )
 
 
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """``module.name``, imported when the command runs: parsing and ``--help`` need none."""
+
+    def command(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module, __package__), name)(args)
+
+    command.__name__ = command.__qualname__ = name
+    return command
+
+
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
-    ("copy", None): cmd_copy,
-    ("analyze", None): cmd_analyze,
-    ("checkpoints", "list"): cmd_checkpoints_list,
-    ("checkpoints", "show"): cmd_checkpoints_show,
-    ("checkpoints", "resume"): cmd_checkpoints_resume,
-    ("checkpoints", "rm"): cmd_checkpoints_rm,
-    ("keygen", None): cmd_keygen,
-    ("decrypt", None): cmd_decrypt,
+    ("copy", None): _lazy(".cli_copy", "cmd_copy"),
+    ("analyze", None): _lazy(".cli_copy", "cmd_analyze"),
+    ("checkpoints", "list"): _lazy(".cli_checkpoints", "cmd_checkpoints_list"),
+    ("checkpoints", "show"): _lazy(".cli_checkpoints", "cmd_checkpoints_show"),
+    ("checkpoints", "resume"): _lazy(".cli_copy", "cmd_checkpoints_resume"),
+    ("checkpoints", "rm"): _lazy(".cli_checkpoints", "cmd_checkpoints_rm"),
+    ("keygen", None): _lazy(".cli_crypto", "cmd_keygen"),
+    ("decrypt", None): _lazy(".cli_crypto", "cmd_decrypt"),
 }

@@ -19,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from .core.errors import DifpipeError, UsageError
 from .core.events import EventBus, TransferFinished
-from .core.ssh import SSHPool
-from .core.transfer.engine import TransferEngine, TransferHandle
-from .core.transfer.job import CopyJob, CopyResult
+
+if TYPE_CHECKING:
+    from .core.ssh import SSHPool
+    from .core.transfer.engine import TransferEngine, TransferHandle
+    from .core.transfer.job import CopyJob, CopyResult
 
 KEEP_RESULTS = 100
 

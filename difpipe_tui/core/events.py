@@ -179,6 +179,14 @@ class TransferFinished(Event):
     error: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConfigReloaded(Event):
+    """The engine now runs on a changed config (a host added, edited, removed or imported)."""
+
+    kind: ClassVar[str] = "config.reloaded"
+    hosts: tuple[str, ...]
+
+
 Subscriber = Callable[[Event], None]
 
 

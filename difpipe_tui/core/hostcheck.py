@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import DifpipeError, ExitCode
 from .events import HostChecked
-from .ssh import SSHPool
+
+if TYPE_CHECKING:
+    from .ssh import SSHPool
 
 LATENCY_SAMPLES = 3
 SEVERITY = (ExitCode.HOST_KEY, ExitCode.AUTH, ExitCode.CONFIG, ExitCode.REMOTE, ExitCode.NETWORK)

@@ -909,6 +909,12 @@ class Store:
         rows = self._fetch("SELECT * FROM host_status WHERE host = ?", (host,))
         return _host_status(rows[0]) if rows else None
 
+    def delete_host_status(self, host: str) -> bool:
+        """Forget the last check of ``host`` (it left the config). Returns whether there was one."""
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM host_status WHERE host = ?", (host,))
+        return cursor.rowcount > 0
+
     def list_host_status(self) -> list[HostStatus]:
         rows = self._fetch("SELECT * FROM host_status ORDER BY host")
         return [_host_status(row) for row in rows]

@@ -7,11 +7,14 @@
 - :meth:`EngineScreen.on_events` receives the engine's events in batches while the screen is
   the one shown; a screen that was hidden or covered by a modal catches up when it comes back.
 - Actions listed in :attr:`EngineScreen.MUTATING` are hidden and refused in ``--readonly``.
+- :meth:`EngineScreen.palette` lists commands offered in the command palette on every screen:
+  choosing one shows this screen, then runs the command on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import SystemCommand
@@ -25,6 +28,15 @@ from ..core.events import Event
 if TYPE_CHECKING:
     from ..app import DifpipeApp
     from ..bridge import EngineBridge, Work
+
+
+@dataclass(frozen=True)
+class ScreenCommand:
+    """A command of a screen offered on every screen: ``run(screen)`` once it is shown."""
+
+    title: str
+    help: str
+    run: Callable[[Any], None]
 
 
 class EngineScreen(Screen):
@@ -57,7 +69,12 @@ class EngineScreen(Screen):
         return not (self.readonly and action in self.MUTATING)
 
     def commands(self) -> Iterable[SystemCommand]:
-        """Commands of this screen for the command palette."""
+        """Commands for the command palette while this screen is shown."""
+        return ()
+
+    @classmethod
+    def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        """Commands for the command palette on every screen; each runs on this screen."""
         return ()
 
     # -- engine events -----------------------------------------------------------------------

@@ -10,9 +10,10 @@ written to the config file atomically, other entries kept, and the engine reload
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
@@ -20,12 +21,15 @@ from ..core import config as cfg
 from ..core.events import ConnectionOpened, ConnectionRestored, Event, HostChecked
 from ..core.hostcheck import HostCheckResult
 from ..widgets import FilterTable, Row
-from .base import EngineScreen
+from .base import EngineScreen, ScreenCommand
 from .confirm import ConfirmScreen
 from .host_facts import HostFacts, detail_text, row_cells
 from .host_form import HostForm
 from .host_import import ImportScreen
 from .live import HostsLive
+
+if TYPE_CHECKING:
+    from ..app import DifpipeApp
 
 COLUMNS = ("HOST", "ROLE", "ADDRESS", "STATE", "LATENCY", "OS/ARCH", "FREE", "LAST SEEN", "TOOLS")
 
@@ -297,11 +301,12 @@ class HostsScreen(EngineScreen):
 
     # -- palette -------------------------------------------------------------------------
 
-    def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Check all hosts", "connect to every host", self.action_check_all)
-        if not self.readonly:
-            yield SystemCommand("Add host", "a new host in the config", self.action_add_host)
-        for name, host in self.bridge.config.hosts.items():
-            yield SystemCommand(
-                f"Host: {name}", f"{host.role} · {host.address}", lambda n=name: self.select(n)
+    @classmethod
+    def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        yield ScreenCommand("Check all hosts", "connect to every host", cls.action_check_all)
+        if not console.readonly:
+            yield ScreenCommand("Add host", "a new host in the config", cls.action_add_host)
+        for name, host in console.bridge.config.hosts.items():
+            yield ScreenCommand(
+                f"Host: {name}", f"{host.role} · {host.address}", lambda s, n=name: s.select(n)
             )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.widgets import Label
 
-from ..core.events import Event
+from ..core.events import ConfigReloaded, Event
 from ..core.hostcheck import HostCheckResult
 from ..render import human_bytes
 from ..widgets import FilterTable, RateGraph, Row, badge, describe, human_rate, local_time
@@ -74,6 +73,8 @@ class OverviewScreen(EngineScreen):
     # -- events --------------------------------------------------------------------------
 
     def on_events(self, events: list[Event]) -> None:
+        if any(isinstance(e, ConfigReloaded) for e in events):
+            self._reload_hosts()
         hosts = [e for e in events if self.hosts.apply(e)]
         transfers = [e for e in events if self.transfers.apply(e)]
         if hosts:
@@ -81,6 +82,16 @@ class OverviewScreen(EngineScreen):
         if any(e.kind != "transfer.progress" for e in transfers):
             self._render_transfers()  # progress alone waits for the next tick
         self._render_latest([e for e in events if e.kind not in ROUTINE])
+
+    def _reload_hosts(self) -> None:
+        """The config changed: a row for each host it has now, known states kept."""
+        old = self.hosts.hosts
+        self.hosts = HostsLive(self.bridge.config)
+        for name, view in self.hosts.hosts.items():
+            if name in old:
+                old[name].role = view.role
+                self.hosts.hosts[name] = old[name]
+        self._render_hosts()
 
     # -- actions -------------------------------------------------------------------------
 
@@ -106,11 +117,6 @@ class OverviewScreen(EngineScreen):
             self.notify(lines, title=f"{len(down)} of {len(results)} hosts down", severity="error")
         else:
             self.notify(f"All {len(results)} hosts up.", title="Check hosts")
-
-    def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand(
-            "Check hosts", "connect to every host and record what it has", self.action_check_hosts
-        )
 
     # -- rendering -----------------------------------------------------------------------
 

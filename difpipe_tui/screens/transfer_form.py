@@ -26,12 +26,12 @@ from ..cli_copy import plan_text
 from ..core.errors import DifpipeError, UsageError
 from ..core.transfer.codecs import COMPRESS_CHOICES
 from ..core.transfer.job import CopyJob, job_from_mapping
-from ..core.transfer.plan import Plan
 from ..core.transfer.ratelimit import parse_rate
 from ..core.transfer.verify import DIGESTS
 
 if TYPE_CHECKING:
     from ..app import DifpipeApp
+    from ..core.transfer.plan import Plan
 
 LOCAL = "local"
 

@@ -12,9 +12,10 @@ Keys: ``n`` new transfer (a form with an "analyze first" preview), ``p`` pause /
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Label, Static
 
@@ -22,11 +23,14 @@ from ..core.events import Event
 from ..render import human_bytes
 from ..widgets import FilterTable, Row, badge, human_rate
 from ..widgets.progress import bar, duration, shorten, sparkline
-from .base import EngineScreen
+from .base import EngineScreen, ScreenCommand
 from .confirm import ConfirmScreen
 from .live import TransfersLive, TransferView
 from .transfer_details import TransferDetailsScreen
 from .transfer_form import TransferForm
+
+if TYPE_CHECKING:
+    from ..app import DifpipeApp
 
 TREND = 10  # rate samples in a row's sparkline
 REFRESH_SECONDS = 0.25  # at most four redraws a second, however many events arrive
@@ -205,10 +209,11 @@ class TransfersScreen(EngineScreen):
         if view is not None:
             self.app.push_screen(TransferDetailsScreen(self, view.id))
 
-    def commands(self) -> Iterable[SystemCommand]:
-        if not self.readonly:
-            yield SystemCommand(
-                "New transfer", "copy between hosts, with a plan first", self.action_new
+    @classmethod
+    def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        if not console.readonly:
+            yield ScreenCommand(
+                "New transfer", "copy between hosts, with a plan first", cls.action_new
             )
 
     # -- filter ----------------------------------------------------------------------------

@@ -59,6 +59,10 @@ class Terminal:
         """The visible text of the pane, one line per row."""
         return self._tmux("capture-pane", "-p", "-t", "t")
 
+    def styled_screen(self) -> str:
+        """The pane with its SGR escape sequences (colours, bold, reverse), one line per row."""
+        return self._tmux("capture-pane", "-e", "-p", "-t", "t")
+
     def press(self, *keys: str) -> None:
         """Send keys by tmux name (``Enter``, ``Escape``, ``Down``, ``C-p``) or as literal text."""
         for key in keys:

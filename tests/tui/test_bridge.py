@@ -10,6 +10,7 @@ import tomllib
 import pytest
 
 from difpipe_tui.core import events as ev
+from difpipe_tui.core.config import Host
 from tests.tui.helpers import SEEDED_CONFIG
 
 
@@ -60,3 +61,23 @@ def test_save_ui_keeps_the_other_entries_and_reload_sees_new_hosts(write_config,
     config = bridge.submit(bridge.reload_config).result(5)
     assert "new" in config.hosts and "new" in bridge.pool.config.hosts
     assert bridge.pool is not old_pool and bridge.engine.pool is bridge.pool
+
+
+def test_config_changes_publish_the_hosts_and_removal_forgets_the_last_check(
+    write_config, make_bridge
+):
+    write_config(SEEDED_CONFIG)
+    bridge = make_bridge()
+    seen: list[ev.Event] = []
+    bridge.subscribe(seen.append)
+    bridge.submit(bridge.save_host, Host(name="nas", address="192.0.2.40")).result(5)
+
+    async def record() -> None:
+        bridge.store.record_host_status("backup", reachable=True, latency_ms=1.0)
+
+    bridge.submit(record).result(5)
+    assert "backup" in bridge.submit(bridge.host_statuses).result(5)
+    bridge.submit(bridge.remove_host, "backup").result(5)
+    reloads = [e.hosts for e in seen if isinstance(e, ev.ConfigReloaded)]
+    assert reloads == [("edge-pi", "cloud", "backup", "nas"), ("edge-pi", "cloud", "nas")]
+    assert "backup" not in bridge.submit(bridge.host_statuses).result(5)

@@ -9,6 +9,7 @@ import pytest
 
 from difpipe_tui.app import build_app
 from difpipe_tui.core import events as ev
+from difpipe_tui.core.store import Store
 from difpipe_tui.screens.confirm import ConfirmScreen
 from difpipe_tui.screens.host_form import HostForm
 from difpipe_tui.screens.host_import import ImportScreen
@@ -374,3 +375,61 @@ async def test_readonly_hides_and_refuses_the_changing_verbs(seeded_bridge, home
         assert app.screen is screen
         assert screen.sub_title.endswith("· read-only")
     assert (home / "difpipe.toml").read_bytes() == before
+
+
+async def test_host_commands_are_in_the_palette_on_every_screen(seeded_app):
+    app = seeded_app
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for key in ("o", "e", "t", "k"):
+            await pilot.press(key)
+            await settle(pilot)
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            wanted = {"Check all hosts", "Add host", "Host: edge-pi", "Host: backup"}
+            assert wanted | {"New transfer"} <= titles, key
+        await pilot.press("o")
+        await pilot.press("ctrl+p", *"Host: backup")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert app.screen.selected == "backup"
+        await pilot.press("e", "ctrl+p", *"Add host")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(lambda: isinstance(app.screen, HostForm))
+        assert app.current_mode == "hosts"
+
+
+async def test_readonly_palette_has_no_changing_commands_on_any_screen(seeded_bridge):
+    app = build_app(bridge=seeded_bridge, readonly=True, sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("o", "t", "h"):
+            await pilot.press(key)
+            await settle(pilot)
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert "Check all hosts" in titles and "Host: cloud" in titles
+            assert not {"Add host", "New transfer"} & titles
+
+
+async def test_a_host_added_or_deleted_on_the_hosts_screen_reaches_the_overview(app, home):
+    with Store.open(home / "state" / "state.db") as store:
+        store.record_host_status("edge-pi", reachable=True, latency_ms=3.0, checked_at=T0)
+        store.record_host_status("backup", reachable=True, latency_ms=5.0, checked_at=T0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert [r[0] for r in cell_texts(app, "#hosts")] == ["edge-pi", "cloud", "backup"]
+        await open_hosts(pilot)
+        await pilot.press("a", *"nas", "tab", *"192.0.2.40", "ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        await select(pilot, "backup")
+        await pilot.press("d", "y")
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        rows = {r[0]: r for r in cell_texts(app, "#hosts")}
+        assert list(rows) == ["edge-pi", "cloud", "nas"]
+        assert rows["nas"][2] == "?" and rows["edge-pi"][2] == "UP"  # known states kept
+    with Store.open(home / "state" / "state.db") as store:
+        assert store.get_host_status("backup") is None

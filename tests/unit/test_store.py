@@ -520,3 +520,15 @@ def test_host_status_keeps_last_seen_while_unreachable(store: Store) -> None:
     back = store.record_host_status("pi", reachable=True, latency_ms=4.0, checked_at=1120.0)
     assert (back.last_seen, back.last_error, back.os) == (1120.0, None, None)
     assert [h.host for h in store.list_host_status()] == ["cloud", "pi"]
+
+
+def test_delete_host_status_forgets_only_that_host(db_path: Path):
+    with Store.open(db_path) as store:
+        store.record_host_status("edge", reachable=True, latency_ms=2.0)
+        store.record_host_status("cloud", reachable=False, error="cloud: timed out")
+        assert store.delete_host_status("cloud") is True
+        assert store.delete_host_status("cloud") is False
+        assert store.delete_host_status("never-checked") is False
+    with Store.open(db_path) as reopened:  # committed to the file
+        assert [s.host for s in reopened.list_host_status()] == ["edge"]
+        assert reopened.get_host_status("cloud") is None

@@ -42,3 +42,13 @@ def test_checkpoint_inspect(snap_compare, app, size):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_checkpoint_delete_confirmation(snap_compare, app, size):
+    async def run_before(pilot) -> None:
+        await _listed(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

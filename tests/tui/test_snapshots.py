@@ -40,4 +40,3 @@ def test_help(snap_compare, seeded_app, size):
         await pilot.press("question_mark")
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
-

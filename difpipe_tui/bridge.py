@@ -27,7 +27,7 @@ from .core import config as cfg
 from .core import paths
 from .core.errors import LocalIOError, UsageError
 from .core.events import ConfigReloaded, Event, EventBus, Subscriber
-from .core.hostcheck import HostCheckResult, check_hosts
+from .core.hostcheck import HostCheckResult, check_hosts, record
 from .core.store import HostStatus, Store
 from .running import RunningTransfers
 
@@ -175,18 +175,7 @@ class EngineBridge:
         """Check hosts (default: all) at once and record each result in the store."""
         wanted = list(names) if names is not None else list(self.config.hosts)
         results = await check_hosts(self.check_pool, wanted)
-        for r in results:
-            self.store.record_host_status(
-                r.name,
-                reachable=r.reachable,
-                latency_ms=r.latency_ms,
-                os=r.os,
-                arch=r.arch,
-                tools=dict.fromkeys(r.tools, True),
-                free_bytes=r.free_bytes,
-                error=r.error,
-                checked_at=r.checked_at,
-            )
+        record(self.store, results)
         return results
 
     async def reload_config(self, config: cfg.Config | None = None) -> cfg.Config:

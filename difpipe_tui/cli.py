@@ -221,21 +221,11 @@ async def _check(config: cfg.Config, names: list[str], check_hosts: Any) -> Any:
 
 def _record(results: list[Any]) -> None:
     try:
+        from .core.hostcheck import record
         from .core.store import Store
 
         with Store.open() as store:
-            for r in results:
-                store.record_host_status(
-                    r.name,
-                    reachable=r.reachable,
-                    latency_ms=r.latency_ms,
-                    os=r.os,
-                    arch=r.arch,
-                    tools=dict.fromkeys(r.tools, True),
-                    free_bytes=r.free_bytes,
-                    error=r.error,
-                    checked_at=r.checked_at,
-                )
+            record(store, results)
     except (DifpipeError, OSError) as exc:
         logging.getLogger("difpipe").warning("could not record the check: %s", exc)
 

@@ -12,6 +12,7 @@ from .events import HostChecked
 
 if TYPE_CHECKING:
     from .ssh import SSHPool
+    from .store import Store
 
 LATENCY_SAMPLES = 3
 SEVERITY = (ExitCode.HOST_KEY, ExitCode.AUTH, ExitCode.CONFIG, ExitCode.REMOTE, ExitCode.NETWORK)
@@ -96,3 +97,19 @@ def overall_exit_code(results: list[HostCheckResult]) -> ExitCode:
         if int(code) in codes:
             return code
     return ExitCode.NETWORK
+
+
+def record(store: Store, results: list[HostCheckResult]) -> None:
+    """Keep each result as its host's last check (what ``hosts list`` and the console show)."""
+    for r in results:
+        store.record_host_status(
+            r.name,
+            reachable=r.reachable,
+            latency_ms=r.latency_ms,
+            os=r.os,
+            arch=r.arch,
+            tools=dict.fromkeys(r.tools, True),
+            free_bytes=r.free_bytes,
+            error=r.error,
+            checked_at=r.checked_at,
+        )

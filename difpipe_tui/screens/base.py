@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import SystemCommand
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState
 
 from ..core.errors import DifpipeError
 from ..core.events import Event
+from ..widgets import FilterTable
 
 if TYPE_CHECKING:
     from ..app import DifpipeApp
@@ -131,3 +132,41 @@ class EngineScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.console.show_error(event.worker.error, event.worker.description)
+
+
+class FilteredScreen(EngineScreen):
+    """An :class:`EngineScreen` around one :class:`FilterTable` (:attr:`FILTER_TABLE`) and a
+    hidden ``#filter`` input: ``/`` opens it, typing narrows the table, enter keeps the filter,
+    esc clears it, or goes back when no filter is shown."""
+
+    FILTER_TABLE: ClassVar[str] = ""
+
+    def filter_changed(self) -> None:
+        """The filter text changed (the table has already applied it)."""
+
+    def _filter_parts(self) -> tuple[Input, FilterTable]:
+        return self.query_one("#filter", Input), self.query_one(self.FILTER_TABLE, FilterTable)
+
+    def action_open_filter(self) -> None:
+        box, _ = self._filter_parts()
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one(self.FILTER_TABLE, FilterTable).set_filter(event.value)
+        self.filter_changed()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        box, table = self._filter_parts()
+        box.display = bool(box.value)
+        table.focus()
+
+    def action_escape(self) -> None:
+        box, table = self._filter_parts()
+        if box.display:
+            box.value = ""
+            box.display = False
+            table.focus()
+        else:
+            self.console.action_back()

@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from ..core import events as ev
 from ..widgets import FilterTable, Row, badge
-from .base import EngineScreen
+from .base import FilteredScreen
 from .checkpoint_detail import CheckpointDetail, Unfinished, age, done_text, load_unfinished
 from .confirm import ConfirmScreen
 
@@ -37,7 +37,8 @@ REFRESH_SECONDS = 5.0
 FINAL = (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED)
 
 
-class CheckpointsScreen(EngineScreen):
+class CheckpointsScreen(FilteredScreen):
+    FILTER_TABLE = "#checkpoints"
     MUTATING = frozenset({"resume", "delete"})
     BINDINGS = [
         Binding("slash", "open_filter", "Filter", id="checkpoints.filter"),
@@ -49,6 +50,9 @@ class CheckpointsScreen(EngineScreen):
     ]
     # where ages are measured from; tests fix it
     clock: ClassVar[Callable[[], float]] = staticmethod(time.time)
+
+    def filter_changed(self) -> None:
+        self._title()
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -210,30 +214,6 @@ class CheckpointsScreen(EngineScreen):
         yield SystemCommand("Reload checkpoints", "read the store again", self.reload)
 
     # -- filter --------------------------------------------------------------------------
-
-    def action_open_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#checkpoints", FilterTable).set_filter(event.value)
-        self._title()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        box = self.query_one("#filter", Input)
-        box.display = bool(box.value)
-        self.query_one("#checkpoints", FilterTable).focus()
-
-    def action_escape(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display:
-            box.value = ""
-            box.display = False
-            self.query_one("#checkpoints", FilterTable).focus()
-        else:
-            self.console.action_back()
 
 
 def _rows(item: Unfinished, now: float) -> Iterable[Row]:

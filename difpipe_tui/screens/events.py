@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from ..core.events import Event
 from ..widgets import FilterTable, Row, describe, local_time
-from .base import EngineScreen
+from .base import FilteredScreen
 
 KEEP = 2000
 
@@ -31,11 +31,15 @@ def match_event(row: Row, text: str) -> bool:
     return True
 
 
-class EventsScreen(EngineScreen):
+class EventsScreen(FilteredScreen):
+    FILTER_TABLE = "#events"
     BINDINGS = [
         Binding("slash", "open_filter", "Filter", id="events.filter"),
         Binding("escape", "escape", "Back", show=False, id="events.escape"),
     ]
+
+    def filter_changed(self) -> None:
+        self._title()
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -66,26 +70,3 @@ class EventsScreen(EngineScreen):
         shown = table.row_count
         text = table.filter_text
         self.sub_title = f"Events · {shown} shown" + (f" · filter: {text}" if text else "")
-
-    def action_open_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#events", FilterTable).set_filter(event.value)
-        self._title()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = bool(box.value)
-        self.query_one("#events", FilterTable).focus()
-
-    def action_escape(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display:
-            box.value = ""
-            box.display = False
-            self.query_one("#events", FilterTable).focus()
-        else:
-            self.console.action_back()

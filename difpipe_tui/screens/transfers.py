@@ -23,7 +23,7 @@ from ..core.events import Event
 from ..render import human_bytes
 from ..widgets import FilterTable, Row, badge, human_rate
 from ..widgets.progress import bar, duration, shorten, sparkline
-from .base import EngineScreen, ScreenCommand
+from .base import FilteredScreen, ScreenCommand
 from .confirm import ConfirmScreen
 from .live import TransfersLive, TransferView
 from .transfer_details import TransferDetailsScreen
@@ -56,7 +56,8 @@ def short_digest(digest: str | None, n: int = 8) -> str:
     return "" if not digest else digest[:n] + "…"
 
 
-class TransfersScreen(EngineScreen):
+class TransfersScreen(FilteredScreen):
+    FILTER_TABLE = "#transfers"
     DEFAULT_CSS = """
     TransfersScreen #transfer-summary {
         height: auto; padding: 0 1; border: round $border-blurred; border-title-color: $text;
@@ -72,6 +73,9 @@ class TransfersScreen(EngineScreen):
         Binding("slash", "open_filter", "Filter", id="transfers.filter"),
         Binding("escape", "escape", "Back", show=False, id="transfers.escape"),
     ]
+
+    def filter_changed(self) -> None:
+        self._redraw()
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -217,29 +221,6 @@ class TransfersScreen(EngineScreen):
             )
 
     # -- filter ----------------------------------------------------------------------------
-
-    def action_open_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#transfers", FilterTable).set_filter(event.value)
-        self._redraw()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = bool(box.value)
-        self.query_one("#transfers", FilterTable).focus()
-
-    def action_escape(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display:
-            box.value = ""
-            box.display = False
-            self.query_one("#transfers", FilterTable).focus()
-        else:
-            self.console.action_back()
 
 
 def _rows(v: TransferView, route: int) -> Iterator[Row]:

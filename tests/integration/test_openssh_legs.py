@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -522,3 +523,46 @@ async def test_close_stops_masters_and_removes_the_directory(env, workdirs):
     assert processes_using(config_file) == []
     assert not config_file.parent.exists()
     assert ssh_children() == []
+
+
+CRASHING_RUN = """
+import asyncio, os, signal, sys
+from difpipe_tui.core.config import load_config
+from difpipe_tui.core.ssh import SSHPool
+from difpipe_tui.core.transfer.openssh import OpenSSHContext
+
+async def main():
+    pool = SSHPool(load_config(sys.argv[1]), known_hosts_file=sys.argv[2])
+    ctx = OpenSSHContext.for_pool(pool)
+    await ctx.connect("edge")
+    print(ctx.dir, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_run_killed_with_9_is_cleaned_up_by_the_next(env, lab, tmp_path):
+    config = lab.write_config(tmp_path / "crash.toml")
+    known = tmp_path / "own_known_hosts"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CRASHING_RUN,
+        str(config),
+        str(known),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    left = Path(out.decode().strip())
+    config_file = left / "ssh_config"
+    assert left.is_dir() and processes_using(config_file)  # the master outlives its run
+    _, ctx = env.open()  # the next run's context sweeps what the dead one left
+    assert ctx.dir != left and ctx.dir.is_dir()
+    for _ in range(50):
+        if not processes_using(config_file):
+            break
+        await asyncio.sleep(0.1)
+    assert processes_using(config_file) == []
+    assert not left.exists()

@@ -83,6 +83,8 @@ CONTROL_TIMEOUT = 10.0  # ssh -O check / exit
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SAFE_DIR = re.compile(r"[A-Za-z0-9_./-]+")  # ProxyJump pastes the -F path into a shell line
 _MAX_DIR = 60  # the control socket path (DIR/mN) must fit in sun_path (108 bytes)
+_DIR_PREFIX = "difpipe-ssh-"
+_OWNER = "owner"
 _PW_VAR = "DIFPIPE_ASKPASS_"
 _ONLY_PW = "DIFPIPE_ASKPASS"
 
@@ -619,11 +621,68 @@ class OpenSSHContext:
 
 
 def _private_dir() -> Path:
-    """A 0700 directory with a short, shell-safe path (ProxyJump and sun_path need that)."""
+    """A 0700 directory with a short, shell-safe path (ProxyJump and sun_path need that).
+
+    It records its owner (pid and start time) so that a later run can tell when the process
+    that made it died without cleaning up (kill -9) and remove it with its masters.
+    """
     base = tempfile.gettempdir()
     if not _SAFE_DIR.fullmatch(base) or len(base) > _MAX_DIR - 20:
         base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="difpipe-ssh-", dir=base))
+    _sweep_stale(Path(base))
+    directory = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=base))
+    _write_private(directory / _OWNER, _owner_of(os.getpid()) or "", 0o600)
+    return directory
+
+
+def _owner_of(pid: int) -> str | None:
+    """``PID START`` (start time in clock ticks since boot), or None when no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _sweep_stale(base: Path) -> None:
+    """Stop the masters and remove the directories of this user's runs that died uncleanly."""
+    try:
+        entries = [e for e in os.scandir(base) if e.name.startswith(_DIR_PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or st.st_uid != os.getuid():
+                continue
+            owner = (Path(entry.path) / _OWNER).read_text().strip()
+        except OSError:
+            continue  # not ours, or a run still writing its directory
+        pid = owner.split()[0] if owner else ""
+        if not pid.isdigit() or _owner_of(int(pid)) == owner:
+            continue  # its process still runs
+        directory = Path(entry.path)
+        for master in _processes_using(directory / "ssh_config"):
+            _terminate_master(master, directory / "ssh_config")
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _processes_using(config_file: Path) -> list[int]:
+    """Pids of this user's processes whose argv names ``config_file``."""
+    wanted = os.fsencode(str(config_file))
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def _write_private(path: Path, text: str, mode: int) -> None:

@@ -1029,7 +1029,8 @@ class OpenSSHSource(RemoteSource):
                 self.digest = source_digest_output(leg.stderr_text(), self.digest_algo)
                 if self.digest is None:
                     raise RemoteCommandError(
-                        f"{self.path}: the source sent no digest of what it sent", host=self.host
+                        f"{self.path}: the source host printed no digest of what it sent",
+                        host=self.host,
                     )
         finally:
             leg.done()

@@ -401,7 +401,10 @@ def plan_text(plan: Mapping[str, Any]) -> str:
     if codec.get("reason"):
         text += f": {codec['reason']}"
     lines.append(("compression", text))
-    lines.append(("verify", str(plan.get("verify", "?"))))
+    verify = str(plan.get("verify", "?"))
+    if plan.get("digest_reason") and verify != "none":
+        verify += f": {plan['digest_reason']}"
+    lines.append(("verify", verify))
     ratio = plan.get("sample_ratio")
     if ratio is not None:
         lines.append(("sample ratio", f"{ratio:.2f} (compressed size / original, of a sample)"))

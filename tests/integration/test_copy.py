@@ -21,9 +21,10 @@ import pytest
 from difpipe_tui.core.config import load_config
 from difpipe_tui.core.errors import ExitCode, LocalIOError, RemoteCommandError, UsageError
 from difpipe_tui.core.events import EventBus
+from difpipe_tui.core.remote import command
 from difpipe_tui.core.ssh import DEFAULT_WINDOW, SSHPool, window_for
 from difpipe_tui.core.store import Store
-from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSource
+from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSink, RemoteSource
 from difpipe_tui.core.transfer.engine import TransferEngine
 from difpipe_tui.core.transfer.job import CopyJob
 from difpipe_tui.core.transfer.openssh import ssh_available
@@ -833,3 +834,96 @@ async def test_a_far_source_streams_through_a_window_sized_to_its_round_trip(lab
 async def _chunks(source):
     while chunk := await source.read(MiB):
         yield chunk
+
+
+# -- --verify sha256 on a pass-through relay: the source host hashes what it sends ---------------
+#
+# With OpenSSH legs the bytes go from pipe to pipe by splice(2) and this process hashes nothing:
+# the source host's digest of what it sent meets the destination's digest of what it wrote.
+# These tests break each half on purpose (a byte changed on the way in, a digest that never
+# comes) and check that nothing lands; with asyncssh the same faults meet this process's hash.
+
+_PLAIN_STREAM_LINE = RemoteSink.stream_line
+
+
+def corrupt_on_the_way_in(monkeypatch) -> None:
+    """The destination's stream turns every NUL byte into 0x01 before it writes and hashes."""
+
+    def stream_line(self):
+        return command("tr", "\\000", "\\001") + " | " + _PLAIN_STREAM_LINE(self)
+
+    monkeypatch.setattr(RemoteSink, "stream_line", stream_line)
+
+
+async def test_sha256_relay_hashes_on_the_source_and_splices(h, workdirs, splice_calls):
+    src = random_file(workdirs["edge"] / "s.bin", 9 * MiB + 5)
+    job = dict(source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
+    async with h.pool() as pool:
+        plan = await h.engine(pool).analyze(CopyJob(**job))
+    expected_site = "source" if h.transport == "openssh" else "local"
+    assert plan.digest_site == expected_site, plan.digest_reason
+    assert plan.to_dict()["digest_site"] == expected_site
+    result = await h.copy(**job)
+    assert result.status == "done", result
+    assert (workdirs["cloud"] / "s.bin").read_bytes() == src.read_bytes()
+    assert result.destinations[0].digest == sha(src)
+    assert bool(splice_calls) == (h.transport == "openssh")
+
+
+async def test_a_byte_changed_on_the_way_in_fails_verification(h, workdirs, monkeypatch):
+    src = random_file(workdirs["edge"] / "c.bin", 4 * MiB)
+    target = workdirs["cloud"] / "c.bin"
+    target.write_bytes(b"previous good copy")
+    corrupt_on_the_way_in(monkeypatch)
+    result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{target}",), retries=0)
+    assert result.status == "failed"
+    assert "sha256 mismatch" in result.destinations[0].error
+    assert result.destinations[0].exit_code == ExitCode.VERIFY
+    assert target.read_bytes() == b"previous good copy"
+    assert not list(workdirs["cloud"].glob(f"*{PART_SUFFIX}"))
+
+
+async def test_a_resumed_run_verifies_the_bytes_it_sends(h, workdirs, monkeypatch):
+    src = random_file(workdirs["edge"] / "r.bin", 16 * MiB)
+    job = dict(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/",),
+        rate_limit=8 * MiB,
+        checkpoint_interval=2 * MiB,
+        retries=0,
+    )
+    async with h.pool() as pool:
+        handle = await h.start(pool, **job)
+        while not h.kinds("transfer.checkpoint"):
+            await asyncio.sleep(0.05)
+        handle.cancel()
+        first = await handle.wait()
+    assert first.status == "interrupted"
+    saved = h.store.get_checkpoints(first.transfer_id)[0].offset
+    assert saved > 0
+    corrupt_on_the_way_in(monkeypatch)  # only the bytes after the checkpoint pass through it
+    h.events.clear()
+    second = await h.copy(**{**job, "rate_limit": None})
+    assert h.kinds("transfer.resume")[0].offset == saved
+    assert second.status == "failed"
+    assert second.destinations[0].exit_code == ExitCode.VERIFY
+    assert not (workdirs["cloud"] / "r.bin").exists()
+
+    monkeypatch.undo()  # a clean run starts over (the failed one dropped its checkpoint)
+    third = await h.copy(**{**job, "rate_limit": None})
+    assert third.status == "done", third
+    assert sha(workdirs["cloud"] / "r.bin") == sha(src)
+
+
+async def test_a_source_digest_that_never_comes_lands_nothing(h, workdirs, monkeypatch):
+    src = random_file(workdirs["edge"] / "m.bin", 2 * MiB)
+    target = workdirs["cloud"] / "m.bin"
+    target.write_bytes(b"previous good copy")
+    monkeypatch.setattr(RemoteSource, "_digest_line", lambda self: "")
+    result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{target}",), retries=0)
+    if h.transport == "asyncssh":  # this process hashes: the source is not asked
+        assert result.status == "done", result
+        return
+    assert result.status == "failed"
+    assert "no digest" in result.destinations[0].error
+    assert target.read_bytes() == b"previous good copy"

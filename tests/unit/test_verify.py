@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from difpipe_tui.core.errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
 from difpipe_tui.core.remote import pipeline
+from difpipe_tui.core.transfer.ends import RemoteSource
 from difpipe_tui.core.transfer.verify import (
     DIGESTS,
     compare,
@@ -17,6 +18,7 @@ from difpipe_tui.core.transfer.verify import (
     parse_digest_output,
     prefix_digest_argvs,
     prefix_digest_local,
+    source_digest_output,
 )
 
 TOOL_OF = {"sha256": "sha256sum", "blake2b": "b2sum"}
@@ -181,3 +183,41 @@ def test_openssl_digest_matches_hashlib(tmp_path, algo):
     hasher = new_hasher(algo)
     hasher.update(data)
     assert parse_digest_output(out, algo) == hasher.hexdigest()
+
+
+@pytest.mark.parametrize("algo", ["sha256", "blake2b"])
+@pytest.mark.parametrize("offset", [0, 1, 299_999, 300_000])
+def test_a_source_that_hashes_prints_the_digest_of_what_it_sends(algo, offset, sample_file):
+    """The stream command of a source asked to hash: the bytes on stdout, their digest on
+    stderr after the marker, for the same range (``tail -c +N`` on a resumed run)."""
+    tool = digest_argv(algo, {"openssl", TOOL_OF[algo]})
+    assert tool is not None
+    needs_binary(tool[0])
+    source = RemoteSource(None, "h", str(sample_file), offset=offset, digest_argv=tool)
+    run = subprocess.run(["sh", "-c", source.command_line()], capture_output=True, check=True)
+    sent = sample_file.read_bytes()[offset:]
+    assert run.stdout == sent
+    stderr = run.stderr.decode()
+    expected = new_hasher(algo)
+    expected.update(sent)
+    assert source_digest_output(stderr, algo) == expected.hexdigest()
+    assert "difpipe-fail" not in stderr
+
+
+def test_a_source_that_cannot_read_reports_both_stages(tmp_path):
+    needs_binary("sha256sum")
+    source = RemoteSource(None, "h", str(tmp_path / "gone"), digest_argv=["sha256sum"])
+    run = subprocess.run(["sh", "-c", source.command_line()], capture_output=True, text=True)
+    assert run.stdout == ""
+    assert source_digest_output(run.stderr, "sha256") is None
+    assert "difpipe-fail read" in run.stderr and "difpipe-fail digest" in run.stderr
+
+
+def test_source_digest_output_takes_one_marked_digest():
+    digest = "ab" * 32
+    assert source_digest_output(f"noise\ndifpipe-digest {digest} *stdin\n", "sha256") == digest
+    assert source_digest_output("difpipe-fail read 1\n", "sha256") is None
+    with pytest.raises(RemoteCommandError):
+        source_digest_output(f"difpipe-digest {digest}\ndifpipe-digest {digest}\n", "sha256")
+    with pytest.raises(RemoteCommandError):
+        source_digest_output("difpipe-digest not-hex\n", "sha256")

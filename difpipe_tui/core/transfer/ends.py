@@ -30,7 +30,7 @@ from ..errors import (
 )
 from ..remote import command, quote_arg
 from ..ssh import SSHPool, classify
-from .verify import digest_argv, new_hasher, parse_digest_output
+from .verify import DIGEST_MARK, digest_argv, new_hasher, parse_digest_output
 
 PART_SUFFIX = ".difpipe-part"
 FAIL_MARK = "difpipe-fail"
@@ -57,7 +57,7 @@ def _failure(stderr: str) -> tuple[str | None, str]:
     for line in stderr.splitlines():
         if line.startswith(FAIL_MARK + " "):
             stage = stage or line.split()[1]
-        elif line.strip():
+        elif line.strip() and not line.startswith(DIGEST_MARK + " "):
             lines.append(line.strip())
     return stage, (lines[0] if lines else "")
 
@@ -159,6 +159,7 @@ class Source:
 
     name = ""
     compressed = False  # the bytes read are compressed by the source's own tool
+    digest: str | None = None  # what the source host computed of the bytes it sent, if asked
 
     async def open(self) -> None: ...
 
@@ -172,6 +173,16 @@ class Source:
 
 
 class RemoteSource(Source):
+    """The stream of ``cat`` (or ``tail`` from ``offset``), compressed by ``compress_argv``.
+
+    With ``digest_argv`` (a digest tool of the host, see :func:`.verify.digest_argv`) the host
+    also hashes the same bytes of the file while they stream: a second reader of the file in
+    the background, which prints ``difpipe-digest HEX`` on stderr (the stream waits for it).
+    A second read costs the host less CPU than a ``tee`` of the stream into the tool, and the
+    page cache usually serves one of the two. A file that changes while it is read gives a
+    digest that does not match what was sent: the copy then fails verification.
+    """
+
     def __init__(
         self,
         pool: SSHPool,
@@ -180,10 +191,14 @@ class RemoteSource(Source):
         *,
         offset: int = 0,
         compress_argv: list[str] | None = None,
+        digest_argv: list[str] | None = None,
     ):
         self.pool, self.host, self.path, self.offset = pool, host, path, offset
         self.compress_argv = compress_argv
         self.compressed = compress_argv is not None
+        if digest_argv is not None and compress_argv is not None:
+            raise ValueError("the source hashes the file it sends: it cannot also compress it")
+        self.digest_argv = digest_argv
         self.name = f"{host}:{path}"
         self.window: int | None = None  # None: sized by the pool from the link's round trip
         self._proc: asyncssh.SSHClientProcess | None = None
@@ -196,7 +211,21 @@ class RemoteSource(Source):
         line = _guard(read, "read")
         if self.compress_argv:
             line += " | " + _guard(command(*self.compress_argv), "compress")
+        if self.digest_argv:
+            line = self._digest_line() + line + "; wait"
         return line
+
+    def _digest_line(self) -> str:
+        """``{ d=$(TOOL < PATH) && printf 'difpipe-digest %s' "$d" || fail; } >&2 &``"""
+        assert self.digest_argv is not None
+        tool = command(*self.digest_argv)
+        if self.offset:
+            tail = command("tail", "-c", f"+{self.offset + 1}", "--", self.path)
+            hashed = f"{tail} | {tool}"
+        else:
+            hashed = f"{tool} < {quote_arg(self.path)}"
+        show = f"printf '%s %s\\n' {DIGEST_MARK} \"$d\""
+        return f"{{ d=$({hashed}) && {show} || echo {FAIL_MARK} digest $?; }} >&2 & "
 
     async def open(self) -> None:
         hc = await self.pool.connect(self.host)

@@ -54,7 +54,13 @@ from .sftp import SftpSink, SftpSource
 from .splice import SpliceRelay, can_splice
 from .stream import Relay, SinkState
 from .tarstream import LocalTarSink, LocalTarSource, RemoteTarSink, RemoteTarSource
-from .verify import compare, parse_digest_output, prefix_digest_argvs, prefix_digest_local
+from .verify import (
+    compare,
+    digest_argv,
+    parse_digest_output,
+    prefix_digest_argvs,
+    prefix_digest_local,
+)
 
 PROGRESS_EVERY = 0.25  # seconds between progress events per destination
 RETRY = RetryPolicy(attempts=4, base_delay=1.0, max_delay=30.0)
@@ -420,7 +426,13 @@ class _Runner:
         if can_splice(source, sinks, algo=self.job.verify, transforms=transforms):
             assert isinstance(source, OpenSSHSource) and isinstance(sinks[0], OpenSSHSink)
             relay = SpliceRelay(
-                source, sinks[0], start=start, limiter=self.limiter, on_progress=self._progress
+                source,
+                sinks[0],
+                start=start,
+                limiter=self.limiter,
+                checkpoint_interval=self.job.checkpoint_interval,
+                on_progress=self._progress,
+                on_checkpoint=self._checkpoint,
             )
         else:
             relay = self._relay_of(source, sinks, start, compressor)
@@ -463,11 +475,13 @@ class _Runner:
                 f" ({total} bytes expected, {outcome.offset} read)",
                 hint="copy it again once it stops changing",
             )
+        digest = outcome.digest
+        if isinstance(relay, SpliceRelay) and self.job.verify != "none":
+            digest = source.digest  # the source host hashed what it sent (finish checked it)
+            if digest is None:
+                raise VerifyError(f"{self.job.source}: the source sent no digest to compare")
         await asyncio.gather(
-            *(
-                self._complete(d, by_sink[id(d.sink)], outcome.digest, start, outcome.offset)
-                for d in live
-            )
+            *(self._complete(d, by_sink[id(d.sink)], digest, start, outcome.offset) for d in live)
         )
 
     def _relay_of(
@@ -721,7 +735,7 @@ class _Runner:
         live: list[_Dest],
         by_sink: dict[int, SinkState],
         offset: int,
-        relay: Relay,
+        relay: Relay | SpliceRelay,
         start: int,
     ) -> None:
         """After a requested stop every writer has drained: checkpoint the exact offset."""
@@ -819,7 +833,16 @@ class _Runner:
             if self.plan.source.transport == "openssh":
                 ctx = self.engine.openssh_for(self.job)
                 assert ctx is not None
-                return OpenSSHSource(ctx, ep.host, ep.path, offset=offset, compress_argv=argv)
+                hashes = self.plan.digest_site == "source" and argv is None
+                tool = digest_argv(self.job.verify, self.plan.source.tools) if hashes else None
+                return OpenSSHSource(
+                    ctx,
+                    ep.host,
+                    ep.path,
+                    offset=offset,
+                    compress_argv=argv,
+                    digest=(self.job.verify, tool) if tool is not None else None,
+                )
             cls = RemoteTarSource if is_dir else RemoteSource
             return cls(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
         if is_dir:

@@ -47,9 +47,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ..config import Config, ResolvedHost
-from ..errors import AuthError, ConfigError, DifpipeError, HostKeyError, NetworkError
+from ..errors import (
+    AuthError,
+    ConfigError,
+    DifpipeError,
+    HostKeyError,
+    NetworkError,
+    RemoteCommandError,
+)
 from .ends import FAIL_MARK, RemoteSink, RemoteSource, _remote_error
-from .verify import parse_digest_output
+from .verify import DIGEST_MARK, parse_digest_output, source_digest_output
 
 if TYPE_CHECKING:
     from ..ssh import SSHPool
@@ -800,7 +807,7 @@ def _classify_ssh(config: Config, name: str, stderr: str, status: int | None) ->
     lines = [
         ln.strip()
         for ln in stderr.splitlines()
-        if ln.strip() and not ln.startswith("@") and not ln.startswith(FAIL_MARK)
+        if ln.strip() and not ln.startswith(("@", FAIL_MARK, DIGEST_MARK))
     ]
     detail = lines[-1] if lines else f"ssh exited with status {status}"
     fingerprint = re.search(r"SHA256:[A-Za-z0-9+/=]+", stderr)
@@ -1021,7 +1028,12 @@ class _Leg:
 
 
 class OpenSSHSource(RemoteSource):
-    """:class:`~.ends.RemoteSource` with its stream read from an OpenSSH ``ssh`` process."""
+    """:class:`~.ends.RemoteSource` with its stream read from an OpenSSH ``ssh`` process.
+
+    With ``digest=(ALGO, ARGV)`` the host also hashes the bytes it sends (see
+    :class:`~.ends.RemoteSource`); :meth:`finish` then sets :attr:`digest`, or fails when the
+    host printed none.
+    """
 
     def __init__(
         self,
@@ -1031,9 +1043,18 @@ class OpenSSHSource(RemoteSource):
         *,
         offset: int = 0,
         compress_argv: list[str] | None = None,
+        digest: tuple[str, list[str]] | None = None,
     ):
         pool: SSHPool = ctx.pool  # type: ignore[assignment]  # unused: the stream is ssh's
-        super().__init__(pool, host, path, offset=offset, compress_argv=compress_argv)
+        super().__init__(
+            pool,
+            host,
+            path,
+            offset=offset,
+            compress_argv=compress_argv,
+            digest_argv=digest[1] if digest else None,
+        )
+        self.digest_algo = digest[0] if digest else None
         self.ctx = ctx
         self._leg: _Leg | None = None
 
@@ -1063,6 +1084,13 @@ class OpenSSHSource(RemoteSource):
                 raise NetworkError("the source did not finish", host=self.host)
             if status != 0 or FAIL_MARK in leg.stderr_text():
                 raise await leg.failure(self.path, status)
+            if self.digest_algo is not None:
+                self.digest = source_digest_output(leg.stderr_text(), self.digest_algo)
+                if self.digest is None:
+                    raise RemoteCommandError(
+                        f"{self.path}: the source host printed no digest of what it sent",
+                        host=self.host,
+                    )
         finally:
             leg.done()
 

@@ -29,6 +29,7 @@ from .ends import (
 from .job import CopyJob
 from .sftp import sample_sftp, sftp_inspect
 from .tarstream import local_dir_size, parse_dir_size, remote_dir_size
+from .verify import digest_argv
 
 if TYPE_CHECKING:
     from .openssh import OpenSSHContext
@@ -101,6 +102,8 @@ class Plan:
     codec: CodecChoice
     sample_ratio: float | None
     transport: str = "auto"  # the setting the ends were chosen by
+    digest_site: str = "none"  # where the stream's digest is computed: see digest_site()
+    digest_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,8 @@ class Plan:
             "strategy_reason": self.strategy_reason,
             "codec": self.codec.to_dict(),
             "verify": self.job.verify,
+            "digest_site": self.digest_site,
+            "digest_reason": self.digest_reason,
             "sample_ratio": None if self.sample_ratio is None else round(self.sample_ratio, 3),
         }
 
@@ -459,7 +464,47 @@ async def make_plan(
         reason = "remote ends run cat/tail and tee over one SSH channel each"
         if not source.endpoint.is_remote and not remote_dsts:
             reason = "no remote end: a local copy through this machine"
-    return Plan(job, source, list(destinations), strategy, reason, codec, ratio, setting)
+    plan = Plan(job, source, list(destinations), strategy, reason, codec, ratio, setting)
+    plan.digest_site, plan.digest_reason = digest_site(plan)
+    return plan
+
+
+def digest_site(plan: Plan) -> tuple[str, str]:
+    """Where the digest of the data sent is computed, and why: (site, reason).
+
+    ``source``: one OpenSSH leg to one OpenSSH leg with nothing to transform here, and both
+    hosts have a digest tool: the source host hashes what it sends, the destination what it
+    writes, and the bytes pass this machine by ``splice(2)`` (:mod:`.splice`). ``local``: this
+    process hashes the stream as it passes. ``ends``: ``--parallel`` hashes the whole files
+    on both ends afterwards. ``none``: ``--verify none``.
+    """
+    job, src = plan.job, plan.source
+    algo = job.verify
+    if algo == "none":
+        return "none", "--verify none: nothing is hashed"
+    if job.parallel > 1:
+        return "ends", f"{algo} of the whole file on both ends once the byte ranges are written"
+    dests = plan.destinations
+    tool = digest_argv(algo, src.tools) if src.endpoint.is_remote else None
+    dest_tool = digest_argv(algo, dests[0].tools) if len(dests) == 1 else None
+    why_not = None
+    if src.transport != "openssh" or src.kind != "file":
+        why_not = "the source is not an OpenSSH leg"
+    elif len(dests) != 1 or dests[0].transport != "openssh":
+        why_not = "the data does not go to exactly one OpenSSH leg"
+    elif plan.codec.where != "none" or job.encrypt:
+        why_not = "the stream is compressed or encrypted"
+    elif tool is None or dest_tool is None:
+        why_not = "an end has no digest tool"
+    elif not hasattr(os, "splice"):
+        why_not = "this system has no splice(2)"
+    if why_not is None:
+        assert tool is not None
+        return "source", (
+            f"{algo} by {tool[0]} on the source host of what it sends and on the destination"
+            " of what it writes; the bytes pass this machine untouched (splice)"
+        )
+    return "local", f"{algo} here of the stream as it passes ({why_not})"
 
 
 async def _sample_tar(pool: SSHPool, src: Endpoint) -> bytes:

@@ -6,6 +6,10 @@ the two. Resume compares digests of a file's first N bytes on both ends
 (:func:`prefix_digest_argvs`, :func:`prefix_digest_local`); hashers are copyable so the stream
 can snapshot the digest of the prefix at every checkpoint.
 
+When the bytes of a relay do not pass through this process (:mod:`.splice`), the source host
+hashes what it sends instead and prints ``difpipe-digest HEX`` on stderr
+(:func:`source_digest_output`).
+
 ``blake2b`` is BLAKE2b-512, the digest ``b2sum`` prints.
 """
 
@@ -24,6 +28,9 @@ HEX_LENGTH: dict[str, int] = {"sha256": 64, "blake2b": 128}
 
 #: ``openssl dgst`` options for each digest (``-r`` prints ``HEX *stdin``, like sha256sum).
 OPENSSL_DIGEST: dict[str, str] = {"sha256": "-sha256", "blake2b": "-blake2b512"}
+
+#: The stderr line of a source that hashed what it sent: ``difpipe-digest HEX ...``.
+DIGEST_MARK = "difpipe-digest"
 
 _READ_SIZE = 1024 * 1024
 _HEX = re.compile(r"[0-9a-f]+")
@@ -115,6 +122,19 @@ def parse_digest_output(text: str, algo: str) -> str:
             f"expected a {algo} digest of {expected} hex characters, got: {shown}"
         )
     return field
+
+
+def source_digest_output(stderr: str, algo: str) -> str | None:
+    """The digest a source printed after :data:`DIGEST_MARK` on stderr; None when it printed none.
+
+    More than one such line, or one that is not a digest, raises :class:`RemoteCommandError`.
+    """
+    lines = [ln for ln in stderr.splitlines() if ln.startswith(DIGEST_MARK + " ")]
+    if not lines:
+        return None
+    if len(lines) > 1:
+        raise RemoteCommandError(f"the source printed {len(lines)} digests instead of one")
+    return parse_digest_output(lines[0][len(DIGEST_MARK) + 1 :], algo)
 
 
 def _short_pair(a: str, b: str) -> tuple[str, str]:

@@ -12,8 +12,6 @@ import tomllib
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from .core.errors import LocalIOError, UsageError
 from .core.transfer.job import CopyJob, job_from_mapping
 from .core.transfer.ratelimit import parse_rate, parse_size
@@ -82,6 +80,8 @@ def parse_job_text(text: str, what: str, fmt: str | None = None) -> dict[str, An
                 fmt = "toml"
             except tomllib.TOMLDecodeError:
                 fmt = "yaml"
+    import yaml  # only job files need it
+
     try:
         if fmt == "json":
             data = json.loads(text)

@@ -24,10 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .core.events import (
     ConnectionLost,
@@ -43,6 +40,10 @@ from .core.events import (
     TransferStarted,
 )
 from .render import human_bytes
+
+if TYPE_CHECKING:  # rich is imported by the bars themselves: NDJSON and none never load it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 PROGRESS_MODES = ("bar", "json", "none")
 
@@ -121,6 +122,9 @@ class BarProgress:
         max_refresh: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
         self.console = console if console is not None else Console(stderr=True)
         self._progress = Progress(
             TextColumn("{task.description}"),

@@ -10,9 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import yaml
-from rich.console import Console
-from rich.table import Table
+# yaml and rich are imported where a YAML document or a table is printed: a scripted
+# ``copy -o json`` never pays for them at start-up
 
 FORMATS = ("table", "json", "yaml", "csv")
 
@@ -73,6 +72,8 @@ def emit(
         json.dump(list(rows), out, indent=2, default=str)
         out.write("\n")
     elif fmt == "yaml":
+        import yaml
+
         yaml.safe_dump(list(rows), out, sort_keys=False, default_flow_style=False)
     elif fmt == "csv":
         keys = list(rows[0].keys()) if rows else [c.key for c in columns]
@@ -81,6 +82,9 @@ def emit(
         for row in rows:
             writer.writerow([_csv_cell(row.get(k)) for k in keys])
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=title, header_style="bold", expand=False)
         for col in columns:
             table.add_column(col.title, justify=col.justify, overflow="fold")  # type: ignore[arg-type]
@@ -93,6 +97,8 @@ def emit_doc(data: Any, fmt: str, out: TextIO | None = None) -> None:
     """A single document (a dict) in JSON or YAML; tables fall back to indented JSON."""
     out = out or sys.stdout
     if fmt == "yaml":
+        import yaml
+
         yaml.safe_dump(data, out, sort_keys=False)
     else:
         json.dump(data, out, indent=2, default=str)

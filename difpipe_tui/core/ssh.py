@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -279,6 +280,8 @@ class SSHPool:
         self.known_hosts_file = known_hosts_file or paths.known_hosts_path()
         self.ciphers = ciphers
         self._conns: dict[tuple[str, ...], HostConnection] = {}
+        # more connections along a path, opened when sshd refused a session (MaxSessions)
+        self._spares: dict[tuple[str, ...], list[HostConnection]] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._ever_lost: set[tuple[str, ...]] = set()
         self._passwords: dict[str, str] = {}
@@ -314,18 +317,7 @@ class SSHPool:
         hc = await self.connect(name)
         start = time.perf_counter()
         try:
-            try:
-                proc = await asyncio.wait_for(
-                    hc.conn.run(cmd, input=input, encoding=None, check=False), timeout
-                )
-            except asyncssh.ChannelOpenError:
-                if hc.alive:
-                    raise
-                # The connection died before the channel opened: nothing ran; open a new one.
-                hc = await self.connect(name)
-                proc = await asyncio.wait_for(
-                    hc.conn.run(cmd, input=input, encoding=None, check=False), timeout
-                )
+            proc = await asyncio.wait_for(self._completed(name, cmd, input), timeout)
         except TimeoutError as exc:
             self._drop(hc)
             raise NetworkError(
@@ -356,6 +348,53 @@ class SSHPool:
                 stderr=stderr.decode(errors="replace"),
             )
         return result
+
+    async def _completed(
+        self, name: str, cmd: str, input: bytes | None
+    ) -> asyncssh.SSHCompletedProcess:
+        process = await self.create_process(name, cmd, input=input, encoding=None)
+        return await process.wait(check=False)
+
+    async def create_process(self, name: str, cmd: str, **kw: Any) -> asyncssh.SSHClientProcess:
+        """Start ``cmd`` on host ``name`` in a session channel of its own (``kw``: asyncssh's).
+
+        sshd caps the sessions of one connection (MaxSessions, 10 by default). When it refuses
+        a channel, the command runs on another connection to the host, opened if none of the
+        pool's has room. A new connection that refuses its first channel refuses for another
+        reason: that error is raised.
+        """
+        hc = await self.connect(name)
+        tried: list[HostConnection] = []
+        fresh = reopened = False
+        while True:
+            try:
+                return await hc.conn.create_process(cmd, **kw)
+            except asyncssh.ChannelOpenError:
+                if not hc.alive and not reopened:
+                    # The connection died before the channel opened: nothing ran; reconnect.
+                    reopened = True
+                    hc = await self.connect(name)
+                    continue
+                if fresh:  # sshd gives no reason ("open failed"): MaxSessions is one cause
+                    raise
+                tried.append(hc)
+                hc, fresh = await self._spare(name, hc.path, tried)
+
+    async def _spare(
+        self, name: str, path: tuple[str, ...], tried: list[HostConnection]
+    ) -> tuple[HostConnection, bool]:
+        """Another connection along ``path`` than those ``tried``; True when newly opened."""
+        async with self._locks.setdefault(("spare", *path), asyncio.Lock()):
+            spares = [hc for hc in self._spares.get(path, []) if hc.alive]
+            self._spares[path] = spares
+            for hc in spares:
+                if hc not in tried:
+                    return hc, False
+            await self.connect(name)  # the jump hosts on the way are up
+            tunnel = self._conns.get(path[:-1]) if len(path) > 1 else None
+            hc = await self._open(self.config.resolve(name), path, tunnel)
+            spares.append(hc)
+            return hc, True
 
     async def info(self, name: str, *, refresh: bool = False) -> RemoteInfo:
         """What host ``name`` has (tools, OS/arch, disk), probed once per connection."""
@@ -424,6 +463,10 @@ class SSHPool:
                 self._conns.pop(path, None)
                 hc.lost = True
                 hc.conn.close()
+        for path in [p for p in self._spares if name in p]:
+            for hc in self._spares.pop(path):
+                hc.lost = True
+                hc.conn.close()
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Await ``callback()`` when the pool closes, before its connections close."""
@@ -441,8 +484,10 @@ class SSHPool:
                 await callback()
             except Exception:
                 log.exception("a close callback of the SSH pool failed")
-        conns = sorted(self._conns.values(), key=lambda h: -len(h.path))
+        spares = [hc for group in self._spares.values() for hc in group]
+        conns = sorted([*self._conns.values(), *spares], key=lambda h: -len(h.path))
         self._conns.clear()
+        self._spares.clear()
         for hc in conns:
             hc.lost = True
             hc.conn.close()
@@ -685,13 +730,21 @@ class SSHPool:
                 host=rh.name,
                 hint="check the key file, the agent (ssh-add -l) or the password source",
             )
-        return classify(exc, rh.name, where=where, timeout=rh.connect_timeout)
+        return classify(exc, rh.name, where=where, timeout=rh.connect_timeout, tunnel=True)
 
 
 def classify(
-    exc: BaseException, host: str, *, where: str | None = None, timeout: float | None = None
+    exc: BaseException,
+    host: str,
+    *,
+    where: str | None = None,
+    timeout: float | None = None,
+    tunnel: bool = False,
 ) -> DifpipeError:
-    """Map an asyncssh / OS exception to a DifPipe error with its exit code."""
+    """Map an asyncssh / OS exception to a DifPipe error with its exit code.
+
+    ``tunnel``: the error came while connecting, where the only channel is the jump host's
+    forwarding to the next hop; elsewhere a refused channel is a session."""
     if isinstance(exc, DifpipeError):
         return exc
     target = where or host
@@ -719,9 +772,16 @@ def classify(
         return NetworkError(f"connection to {target} lost: {exc.reason}", host=host)
     if isinstance(exc, asyncssh.ChannelOpenError):
         err = NetworkError(f"cannot open a channel on {target}: {exc.reason}", host=host)
-        if exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
+        if tunnel and exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
             err.retryable = False
             err.hint = "the jump host must allow TCP forwarding (AllowTcpForwarding yes)"
+            err.args = (err.render(),)
+        elif not tunnel:
+            err.retryable = False
+            err.hint = (
+                "sshd refused a session, on a new connection too: does its sshd_config"
+                " (MaxSessions, a Match block) allow sessions for this user?"
+            )
             err.args = (err.render(),)
         return err
     if isinstance(exc, asyncssh.DisconnectError):

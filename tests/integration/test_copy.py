@@ -28,6 +28,7 @@ from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSink, RemoteSource
 from difpipe_tui.core.transfer.engine import TransferEngine
 from difpipe_tui.core.transfer.job import CopyJob
 from difpipe_tui.core.transfer.openssh import ssh_available
+from difpipe_tui.core.transfer.parallel import digest_and_land
 
 MiB = 1024 * 1024
 TRANSPORTS = [
@@ -794,8 +795,27 @@ async def test_parallel_ranges_size_the_part_file_themselves(lab, h, workdirs):
     assert result.status == "done", result
     assert (workdirs["cloud"] / "p.bin").read_bytes() == src.read_bytes()
     assert result.destinations[0].digest == sha(src)
-    # edge: survey, 3 ranges, whole-file digest; cloud: survey, 3 ranges, digest, rename
-    assert sessions(lab) - before == Counter(edge=5, cloud=6)
+    # 6 ranges, two per connection; edge: survey, ranges, whole-file digest (while the ranges
+    # move); cloud: survey, ranges, one command that hashes the part and renames it
+    assert sessions(lab) - before == Counter(edge=8, cloud=8)
+
+
+async def test_parallel_lands_only_a_part_whose_digest_is_the_sources(lab, workdirs, tmp_path):
+    """The destination hashes the part and renames it in one command, only on a match."""
+    h = Harness(lab, tmp_path, "asyncssh")
+    target = workdirs["cloud"] / "d.bin"
+    part = workdirs["cloud"] / f"d.bin{PART_SUFFIX}"
+    part.write_bytes(b"the bytes that arrived")
+    good = hashlib.sha256(b"the bytes that arrived").hexdigest()
+    async with h.pool() as pool:
+        info = await pool.info("cloud")
+        sink = RemoteSink(pool, "cloud", str(target), algo="none", tools=set(info.tools))
+        digest, landed = await digest_and_land(sink, "0" * 64, True, "sha256")
+        assert (digest, landed) == (good, False)
+        assert part.exists() and not target.exists()
+        assert await digest_and_land(sink, good, True, "sha256") == (good, True)
+    assert target.read_bytes() == b"the bytes that arrived" and not part.exists()
+    h.store.close()
 
 
 async def test_a_far_source_streams_through_a_window_sized_to_its_round_trip(lab, h, workdirs):

@@ -63,6 +63,42 @@ async def test_key_auth_runs_a_command_and_reuses_the_connection(lab, tmp_path, 
     assert [e.host for e in opened] == ["edge"]  # one connection for both commands
 
 
+async def test_more_sessions_than_sshd_allows_per_connection_open_another(lab, tmp_path, pool_for):
+    """sshd's default MaxSessions is 10: the 11th channel at once goes on a new connection."""
+    bus = EventBus()
+    opened = []
+    bus.subscribe(lambda e: opened.append(e) if isinstance(e, ConnectionOpened) else None)
+    with lab.max_sessions("cloud", None) as cloud:
+        assert "MaxSessions" not in cloud.sshd_config.read_text()
+        await _many_sessions(_config(lab, tmp_path), bus, pool_for)
+    assert [e.host for e in opened] == ["cloud", "cloud"]
+
+
+async def test_a_host_that_refuses_every_session_says_so_without_blaming_forwarding(
+    lab, tmp_path, pool_for
+):
+    bus = EventBus()
+    opened = []
+    bus.subscribe(lambda e: opened.append(e) if isinstance(e, ConnectionOpened) else None)
+    with lab.max_sessions("cloud", 0):
+        async with pool_for(_config(lab, tmp_path), bus=bus) as pool:
+            with pytest.raises(NetworkError) as caught:
+                await pool.run("cloud", "true")
+    err = caught.value
+    assert "cannot open a channel on cloud" in str(err) and not err.retryable
+    assert "MaxSessions" in str(err) and "forwarding" not in str(err).lower()
+    assert len(opened) == 2  # the first connection, then one more that refused too
+
+
+async def _many_sessions(config, bus, pool_for) -> None:
+    async with pool_for(config, bus=bus) as pool:
+        runs = [pool.run("cloud", f"sleep 1; echo {i}") for i in range(14)]
+        results = await asyncio.gather(*runs)
+        assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(14)]
+        # and once they are done, the connections take new commands again
+        assert (await pool.run("cloud", "echo again")).stdout == b"again\n"
+
+
 async def test_agent_auth(lab, tmp_path, pool_for, ssh_agent):
     cfg_path = lab.write_config(tmp_path / "difpipe.toml")
     text = cfg_path.read_text()

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,6 +347,29 @@ class Lab:
         self._write_known_hosts()
         sshd.start()
         sshd.wait_ready(deadline)
+
+    @contextlib.contextmanager
+    def max_sessions(self, name: str, value: int | None) -> Iterator[LabHost]:
+        """Run the host's sshd with ``MaxSessions value`` (None: sshd's default, 10 channels
+        per connection; 0: no sessions at all, forwarding only).
+
+        The lab raises the cap for tests that open many channels at once; this restarts the
+        host's sshd with ``value``, and as before afterwards. Open connections to it end.
+        """
+        original = self._sshd[name].config
+        self._restart(name, dataclasses.replace(original, max_sessions=value))
+        try:
+            yield self.hosts[name]
+        finally:
+            self._restart(name, original)
+
+    def _restart(self, name: str, config: SshdConfig) -> None:
+        sshd = self._sshd[name]
+        sshd.stop()
+        sshd.config = config
+        sshd.start()
+        sshd.wait_ready(time.monotonic() + STARTUP_TIMEOUT)
+        self.hosts[name].pid = sshd.pid
 
     # Queries -----------------------------------------------------------------------------
 

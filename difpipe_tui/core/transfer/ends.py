@@ -228,11 +228,11 @@ class RemoteSource(Source):
         return f"{{ d=$({hashed}) && {show} || echo {FAIL_MARK} digest $?; }} >&2 & "
 
     async def open(self) -> None:
-        hc = await self.pool.connect(self.host)
+        await self.pool.connect(self.host)
         window = self.window or self.pool.window(self.host)
         try:
-            self._proc = await hc.conn.create_process(
-                self.command_line(), encoding=None, window=window
+            self._proc = await self.pool.create_process(
+                self.host, self.command_line(), encoding=None, window=window
             )
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, self.host) from exc
@@ -422,9 +422,10 @@ class RemoteSink(Sink):
         return " | ".join(stages)
 
     async def open(self) -> None:
-        hc = await self.pool.connect(self.host)
         try:
-            self._proc = await hc.conn.create_process(self.command_line(), encoding=None)
+            self._proc = await self.pool.create_process(
+                self.host, self.command_line(), encoding=None
+            )
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, self.host) from exc
 

@@ -534,12 +534,13 @@ class _Runner:
         """``--parallel N``: byte ranges over N connections; whole-file digests at the end."""
         ep = self.plan.source.endpoint
         size = self.plan.source.size or 0
-        spans = par.split_ranges(size, self.job.parallel)
+        spans = par.split_ranges(size, self.job.parallel * par.RANGES_PER_CONNECTION)
+        conns = min(self.job.parallel, len(spans))
         spare = await self._take_warm_pools()  # the first attempt: those opened during the plan
-        for unused in spare[len(spans) - 1 :]:
+        for unused in spare[conns - 1 :]:
             await unused.close()
-        spare = spare[: len(spans) - 1]
-        spare += self.engine.new_range_pools(len(spans) - 1 - len(spare))
+        spare = spare[: conns - 1]
+        spare += self.engine.new_range_pools(conns - 1 - len(spare))
         pools = [self.pool, *spare]
         try:
             live = []
@@ -553,7 +554,9 @@ class _Runner:
                     self._fail(d, err)
             if not live:
                 return
-            jobs = [par.RangeJob(off, length, pools[i]) for i, (off, length) in enumerate(spans)]
+            jobs = [
+                par.RangeJob(off, length, pools[i % conns]) for i, (off, length) in enumerate(spans)
+            ]
             window = self.pool.window(ep.host, len(jobs)) if ep.host else None
             owner: dict[int, _Dest] = {}
             done = {id(d): [0] * len(jobs) for d in live}
@@ -584,31 +587,45 @@ class _Runner:
                 assert d.sink is not None
                 self._progress(d.sink, sum(done[id(d)]))
 
-            errors = await par.run_ranges(
-                jobs,
-                make_source,
-                make_sinks,
-                limiter=self.limiter,
-                buffer=max(par.ALIGN, self.job.buffer // len(jobs)),  # the ranges share --buffer
-                on_progress=progress,
-            )
-            failed = [next((e[k] for e in errors if e[k]), None) for k in range(len(live))]
-            written = [d for d, err in zip(live, failed, strict=True) if err is None]
-            expected, digests = None, {}
-            if self.job.verify != "none" and written:
-                # the source and every destination hash their whole file at the same time
-                hashes = await asyncio.gather(
+            # the source hashes its whole file while the ranges move: its digest is ready by
+            # the time the destinations have theirs, instead of one more command after them
+            hashing = None
+            if self.job.verify != "none":
+                hashing = asyncio.create_task(
                     par.source_digest(
                         self.pool,
                         ep.host if ep.is_remote else None,
                         ep.path,
                         self.job.verify,
                         self.plan.source.tools,
-                    ),
-                    *(self._whole_digest(d) for d in written),
+                    )
                 )
-                expected = hashes[0]
-                digests = {id(d): h for d, h in zip(written, hashes[1:], strict=True)}
+            try:
+                errors = await par.run_ranges(
+                    jobs,
+                    make_source,
+                    make_sinks,
+                    limiter=self.limiter,
+                    buffer=max(par.ALIGN, self.job.buffer // len(jobs)),  # they share --buffer
+                    on_progress=progress,
+                )
+            except BaseException:
+                if hashing is not None:
+                    hashing.cancel()
+                    await asyncio.gather(hashing, return_exceptions=True)
+                raise
+            failed = [next((e[k] for e in errors if e[k]), None) for k in range(len(live))]
+            written = [d for d, err in zip(live, failed, strict=True) if err is None]
+            expected, digests = None, {}
+            if hashing is not None and not written:
+                hashing.cancel()
+                await asyncio.gather(hashing, return_exceptions=True)
+            elif hashing is not None:
+                # it hashed while the ranges moved (hashing outruns any link): with its digest
+                # each remote destination hashes and lands in one command
+                expected = await hashing
+                checks = await asyncio.gather(*(self._whole_digest(d, expected) for d in written))
+                digests = dict(zip(map(id, written), checks, strict=True))
             landed = await asyncio.gather(
                 *(self._land_whole(d, expected, digests.get(id(d)), size) for d in written)
             )
@@ -626,17 +643,32 @@ class _Runner:
             for extra in pools[1:]:
                 await extra.close()
 
-    async def _whole_digest(self, d: _Dest) -> str | DifpipeError | None:
+    async def _whole_digest(
+        self, d: _Dest, expected: str | None = None
+    ) -> str | DifpipeError | tuple[str | None, bool] | None:
+        """The destination's digest of its whole file; with the source's ``expected`` digest a
+        remote destination also lands the file when they match: (digest, landed)."""
         assert d.sink is not None
         try:
+            if expected is not None and isinstance(d.sink, RemoteSink):
+                return await par.digest_and_land(
+                    d.sink, expected, self.job.overwrite, self.job.verify
+                )
             return await d.sink.full_digest(self.job.verify)
         except DifpipeError as err:
             return err
 
     async def _land_whole(
-        self, d: _Dest, expected: str | None, digest: str | DifpipeError | None, size: int
+        self,
+        d: _Dest,
+        expected: str | None,
+        digest: str | DifpipeError | tuple[str | None, bool] | None,
+        size: int,
     ) -> DifpipeError | None:
         assert d.sink is not None
+        landed = False
+        if isinstance(digest, tuple):
+            digest, landed = digest
         try:
             if isinstance(digest, DifpipeError):
                 raise digest
@@ -644,7 +676,8 @@ class _Runner:
                 digest = None
             elif digest is not None:
                 compare(expected, digest, what=d.plan.label, algo=self.job.verify)
-            await d.sink.land(self.job.overwrite)
+            if not landed:
+                await d.sink.land(self.job.overwrite)
         except DifpipeError as err:
             return err
         d.result.status, d.result.bytes, d.result.digest = "done", size, digest or expected

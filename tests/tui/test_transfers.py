@@ -21,7 +21,8 @@ from difpipe_tui.core.transfer.ends import PART_SUFFIX
 from difpipe_tui.screens.confirm import ConfirmScreen
 from difpipe_tui.screens.transfer_details import TransferDetailsScreen
 from difpipe_tui.screens.transfers import TransfersScreen
-from tests.tui.helpers import FIXED_SYS, random_file, wait_until
+from tests.tui.helpers import FIXED_SYS, publish_fixed, random_file, wait_until
+from tests.tui.test_transfers_snapshots import TRANSFER_EVENTS
 from tests.tui.transfer_steps import (
     fill,
     open_form,
@@ -281,3 +282,25 @@ async def test_readonly_offers_no_new_pause_or_stop(seeded_bridge):
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
         assert not shown & {"new", "pause", "cancel"}
         assert app.screen.sub_title.endswith("read-only")
+
+
+async def test_at_80_columns_the_table_keeps_what_fits_and_the_cursor(seeded_app):
+    async with seeded_app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")
+        await publish_fixed(pilot.app, TRANSFER_EVENTS)
+        await pilot.pause(0.4)
+        table = transfers_screen(pilot.app).query_one("#transfers")
+        assert len(table.columns) == 10
+        await pilot.press("down", "down")
+        chosen = table.selected.key
+        await pilot.resize_terminal(80, 24)
+        await wait_until(lambda: len(table.columns) == 5)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels == ["STATE", "FROM → TO", "PROGRESS", "RATE", "ETA"]
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80 - 2
+        assert table.selected.key == chosen
+        panel = transfers_screen(pilot.app).query_one("#transfer-summary")
+        assert panel.border_title.startswith("7e57a1b2c3d4 · ")  # the id the table leaves out
+        await pilot.resize_terminal(*SIZE)
+        await wait_until(lambda: len(table.columns) == 10)
+        assert table.selected.key == chosen

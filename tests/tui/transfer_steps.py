@@ -101,7 +101,8 @@ def row_state(app: DifpipeApp, transfer_id: str) -> str | None:
     table = transfers_screen(app).query_one("#transfers")
     if transfer_id not in table.shown_keys:
         return None
-    return str(table.get_row(transfer_id)[1])
+    labels = [str(column.label) for column in table.columns.values()]
+    return str(table.get_row(transfer_id)[labels.index("STATE")])
 
 
 async def wait_state(app: DifpipeApp, transfer_id: str, state: str, timeout: float = 60) -> None:

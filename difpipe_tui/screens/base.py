@@ -144,6 +144,14 @@ class FilteredScreen(EngineScreen):
     def filter_changed(self) -> None:
         """The filter text changed (the table has already applied it)."""
 
+    def set_filter(self, text: str) -> None:
+        """Filter by ``text`` (the box shows it, or hides when it is empty)."""
+        box, table = self._filter_parts()
+        box.value = text
+        box.display = bool(text)
+        table.set_filter(text)
+        self.filter_changed()
+
     def _filter_parts(self) -> tuple[Input, FilterTable]:
         return self.query_one("#filter", Input), self.query_one(self.FILTER_TABLE, FilterTable)
 

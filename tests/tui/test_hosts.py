@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -433,3 +435,25 @@ async def test_a_host_added_or_deleted_on_the_hosts_screen_reaches_the_overview(
         assert rows["nas"][2] == "?" and rows["edge-pi"][2] == "UP"  # known states kept
     with Store.open(home / "state" / "state.db") as store:
         assert store.get_host_status("backup") is None
+
+
+async def test_a_host_added_from_the_cli_shows_keeping_cursor_and_filter(
+    app, config_file, tmp_path
+):
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host nas\n  HostName 192.0.2.40\n  User ops\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("slash", *"o", "enter")  # "o" matches cloud, backup ("storage")
+        await select(pilot, "backup")
+        cli = [sys.executable, "-m", "difpipe_tui", "--config", str(config_file)]
+        done = subprocess.run(
+            [*cli, "hosts", "import-ssh-config", str(ssh_config)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert "nas" in toml(config_file)["hosts"]
+        await wait_until(lambda: "nas" in app.screen.table.shown_keys, timeout=10)
+        assert app.screen.table.shown_keys == ["cloud", "backup", "nas"]
+        assert app.screen.selected == "backup"
+        assert app.screen.table.filter_text == "o"
+        assert "Hosts · 4" in app.screen.sub_title

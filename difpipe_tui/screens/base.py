@@ -120,8 +120,10 @@ class EngineScreen(Screen):
                 then(result)
             return result
 
+        # the worker calls ``job`` when it starts: one cancelled before that (a second
+        # exclusive call) leaves no coroutine behind that was made and never awaited
         return self.run_worker(
-            job(),
+            job,
             name=what,
             group=what,
             description=what,

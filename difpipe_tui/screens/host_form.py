@@ -11,6 +11,7 @@ The screen dismisses with the saved :class:`~difpipe_tui.core.config.Host`, or N
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from textual import on
@@ -260,7 +261,7 @@ class HostForm(ModalScreen[cfg.Host | None]):
         self._tried = True
         host = self.check()
         if host is not None:
-            self.run_worker(self._save(host), exclusive=True, exit_on_error=False)
+            self.run_worker(partial(self._save, host), exclusive=True, exit_on_error=False)
 
     async def _save(self, host: cfg.Host) -> None:
         bridge = self.app.bridge  # type: ignore[attr-defined]

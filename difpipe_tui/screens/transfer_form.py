@@ -13,6 +13,7 @@ the transfer it started, which from then on belongs to the engine bridge.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -286,7 +287,7 @@ class TransferForm(ModalScreen[str | None]):
         plan.remove_class("-problem")
         plan.border_subtitle = ""
         plan.update("Analyzing: connecting to the hosts… (esc cancels)")
-        self._run(self._analyze(job), "analyze the transfer")
+        self._run(self._analyze, job, "analyze the transfer")
 
     async def _analyze(self, job: CopyJob) -> None:
         bridge = self.console.bridge
@@ -314,7 +315,7 @@ class TransferForm(ModalScreen[str | None]):
         if job is None or self._busy():
             return
         self.query_one("#plan", Static).border_subtitle = "starting…"
-        self._run(self._start(job), "start the transfer")
+        self._run(self._start, job, "start the transfer")
 
     async def _start(self, job: CopyJob) -> None:
         bridge = self.console.bridge
@@ -327,17 +328,17 @@ class TransferForm(ModalScreen[str | None]):
             return True
         return False
 
-    def _run(self, work: Any, what: str) -> None:
-        async def job() -> None:
+    def _run(self, work: Callable[[CopyJob], Awaitable[None]], job: CopyJob, what: str) -> None:
+        async def run() -> None:  # made when the worker starts, so a cancel never strands it
             try:
-                await work
+                await work(job)
             except DifpipeError as err:
                 self._error("form", err.render())
                 self.query_one("#plan", Static).border_subtitle = ""
                 self.console.show_error(err, what)
 
         self._work_what = what
-        self._work = self.run_worker(job(), name=what, description=what, exit_on_error=False)
+        self._work = self.run_worker(run, name=what, description=what, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

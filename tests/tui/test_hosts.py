@@ -457,3 +457,52 @@ async def test_a_host_added_from_the_cli_shows_keeping_cursor_and_filter(
         assert app.screen.selected == "backup"
         assert app.screen.table.filter_text == "o"
         assert "Hosts · 4" in app.screen.sub_title
+
+
+async def hop(pilot, name: str) -> None:
+    """Add ``name`` to the jump chain with the picker's menu (its first row is the prompt)."""
+    form = pilot.app.screen
+    picker = form.query_one("#f-jump")
+    picker.focus()
+    await pilot.pause()
+    names = [str(option[1]) for option in picker._options[1:]]
+    await pilot.press("enter", *["down"] * (names.index(name) + 1), "enter")
+    await pilot.pause()
+
+
+async def test_a_jump_chain_of_two_hops_is_saved_and_shown_again(app, config_file, home):
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a")
+        form = app.screen
+        await pilot.press(*"inner", "tab", *"10.0.0.7")
+        chain = form.query_one("#jump-chain")
+        assert str(chain.render()) == "direct"
+        await hop(pilot, "backup")
+        await hop(pilot, "edge-pi")
+        assert str(chain.render()) == "backup → edge-pi"
+        form.query_one("#jump-pop").focus()
+        await pilot.press("enter")  # takes edge-pi off again
+        assert str(chain.render()) == "backup"
+        await hop(pilot, "cloud")
+        assert str(chain.render()) == "backup → cloud"
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert toml(config_file)["hosts"]["inner"] == {
+            "address": "10.0.0.7",
+            "jump": ["backup", "cloud"],
+        }
+        hops = [h.name for h in app.bridge.config.jump_chain("inner")]
+        assert hops == ["backup", "cloud"]
+        await select(pilot, "inner")
+        await pilot.press("enter")
+        form = app.screen
+        assert isinstance(form, HostForm)
+        assert str(form.query_one("#jump-chain").render()) == "backup → cloud"
+        picker = form.query_one("#f-jump")
+        assert [str(o[1]) for o in picker._options[1:]] == ["edge-pi"]  # not twice, not itself
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+    assert toml(config_file)["hosts"]["inner"]["jump"] == ["backup", "cloud"]

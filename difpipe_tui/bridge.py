@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .core import config as cfg
 from .core import paths
 from .core.errors import DifpipeError, LocalIOError, UsageError
-from .core.events import ConfigReloaded, Event, EventBus, Subscriber
+from .core.events import ConfigRejected, ConfigReloaded, Event, EventBus, Subscriber
 from .core.hostcheck import HostCheckResult, check_hosts, record
 from .core.store import HostStatus, Store
 from .running import RunningTransfers
@@ -140,7 +140,8 @@ class EngineBridge:
 
     async def _watch_config(self) -> None:
         """Reload the config when its file changes; a file that does not load (half written,
-        or wrong) leaves the running config until it changes again."""
+        or wrong) is reported with :class:`ConfigRejected` and the running config kept."""
+        rejected = False
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             stamp = self._stamp()
@@ -149,9 +150,12 @@ class EngineBridge:
             self._config_stamp = stamp
             try:
                 new = cfg.load_config(self.config_path)
-            except DifpipeError:
+            except DifpipeError as err:
+                rejected = True
+                self.bus.publish(ConfigRejected(path=str(self.config_path), error=err.render()))
                 continue
-            if new != self.config:  # the console's own saves are loaded already
+            if new != self.config or rejected:  # the console's own saves are loaded already
+                rejected = False
                 await self.reload_config(new)
 
     def _build(self, config: cfg.Config) -> None:

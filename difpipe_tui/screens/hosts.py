@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input, Static
 
 from ..core import config as cfg
 from ..core.events import (
+    ConfigRejected,
     ConfigReloaded,
     ConnectionOpened,
     ConnectionRestored,
@@ -178,8 +179,11 @@ class HostsScreen(FilteredScreen):
         self._refresh_rows()
 
     def on_events(self, events: list[Event]) -> None:
-        if any(isinstance(e, ConfigReloaded) for e in events):
+        config = [e for e in events if isinstance(e, ConfigReloaded | ConfigRejected)]
+        if any(isinstance(e, ConfigReloaded) for e in config):
             self._reloaded()  # hosts added, edited or removed elsewhere: the CLI, a console
+        if config and isinstance(config[-1], ConfigRejected):  # and still wrong
+            self._rejected(config[-1])
         changed = False
         for event in events:
             if self.live.apply(event):
@@ -191,6 +195,18 @@ class HostsScreen(FilteredScreen):
                     self.facts.setdefault(event.host or "", HostFacts()).last_seen = event.ts
         if changed:
             self._refresh_rows()
+
+    def _rejected(self, event: ConfigRejected) -> None:
+        error = (
+            event.error if event.error.startswith(event.path) else f"{event.path}: {event.error}"
+        )
+        self.notify(
+            f"{error}\nFix the file: the console keeps the hosts it has until then.",
+            title="Config file changed but does not load",
+            severity="error",
+            timeout=15,
+            markup=False,
+        )
 
     # -- checks --------------------------------------------------------------------------
 

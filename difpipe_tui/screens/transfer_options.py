@@ -36,7 +36,8 @@ LABELS = {
 
 def checked(field: str, value: Any, **context: Any) -> Any:
     """``value`` of job field ``field`` parsed and checked as in a job file; ``context`` holds
-    the other fields the check depends on (``compress`` for ``level``)."""
+    the other fields the check depends on (``compress`` for ``level``). The ends are
+    placeholders: the form checks its own ends, and this shows an error on the one field."""
     data = {"source": "a", "destinations": ["b"], field: value, **context}
     job = job_from_mapping(data, what=field)
     return getattr(job, field)

@@ -515,3 +515,21 @@ async def test_a_jump_chain_of_two_hops_is_saved_and_shown_again(app, config_fil
         await settle(pilot)
     saved = toml(config_file)["hosts"]["inner"]
     assert saved["jump"] == ["backup", "cloud"] and saved["description"] == "two hops in"
+
+
+async def test_a_config_file_broken_elsewhere_is_a_notification_and_the_hosts_stay(
+    seeded_app, home
+):
+    path = home / "difpipe.toml"
+    good = path.read_text()
+    async with seeded_app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_hosts(pilot)
+        path.write_text(good + '\n[hosts.nas]\nport = "x"\n')
+        await wait_until(lambda: seeded_app._notifications, timeout=10)
+        note = list(seeded_app._notifications)[-1]
+        assert note.title == "Config file changed but does not load"
+        assert note.severity == "error" and str(path) in note.message
+        assert "Fix the file" in note.message
+        assert seeded_app.screen.table.shown_keys == ["edge-pi", "cloud", "backup"]
+        path.write_text(good + '\n[hosts.nas]\naddress = "192.0.2.40"\n')
+        await wait_until(lambda: "nas" in seeded_app.screen.table.shown_keys, timeout=10)

@@ -2,10 +2,11 @@
 
 The table starts from the store's last check of every host and follows the engine's events
 (checks, connections opened, lost or failed, the config reloaded after a change made here or
-elsewhere) without losing the cursor or the filter. Verbs act
-on the selected row: ``c`` checks it, ``C`` checks all, ``a`` adds, ``enter`` edits, ``d``
-deletes (after a yes), ``i`` imports from an ssh_config file after a preview. Changes are
-written to the config file atomically, other entries kept, and the engine reloads it.
+elsewhere) without losing the cursor or the filter; a config file changed elsewhere that does
+not load is an error notification. Verbs act on the selected row: ``c`` checks it, ``C``
+checks all, ``a`` adds, ``enter`` edits, ``d`` deletes (after a yes), ``i`` imports from an
+ssh_config file after a preview. Changes are written to the config file atomically, other
+entries kept, and the engine reloads it.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 Source and destinations are a host picker (the config's hosts and ``local``) and a path;
 ``ctrl+n`` adds a destination (one source, read once, fanned out to all of them). The rarer
 options of ``difpipe copy`` sit in a collapsed "Advanced" section (screens/transfer_options.py)
-and are listed under the plan. The job is
-built and checked by :func:`~difpipe_tui.core.transfer.job.job_from_mapping`, as for a job
-file, and a rate limit by :func:`~difpipe_tui.core.transfer.ratelimit.parse_rate`; errors show
-on the field at fault. Analyze (``ctrl+r``) and Start (``ctrl+s``) run on the engine thread;
-``esc`` cancels a running analysis, then closes the form. The form dismisses with the id of
-the transfer it started, which from then on belongs to the engine bridge.
+and are listed under the plan. The job is built and checked by
+:func:`~difpipe_tui.core.transfer.job.job_from_mapping`, as for a job file, and a rate limit
+by :func:`~difpipe_tui.core.transfer.ratelimit.parse_rate`; errors show on the field at fault.
+Analyze (``ctrl+r``) and Start (``ctrl+s``) run on the engine thread; ``esc`` cancels a
+running analysis, then closes the form. The form dismisses with the id of the transfer it
+started, which from then on belongs to the engine bridge.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ so SSH, crypto and compression never run on the UI thread. The UI hands work ove
 :meth:`EngineBridge.call`; bus subscribers registered with :meth:`EngineBridge.subscribe` are
 called on the engine thread and must hand events on (``App.post_message`` is thread-safe).
 
+The bridge watches the config file: when it changes under the console (``difpipe hosts add``,
+another console, an editor), the engine reloads it and every screen hears ``ConfigReloaded``.
+
 This module imports no Textual: it is the console's side of the engine, testable alone.
 """
 
@@ -25,8 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .core import config as cfg
 from .core import paths
-from .core.errors import LocalIOError, UsageError
-from .core.events import ConfigReloaded, Event, EventBus, Subscriber
+from .core.errors import DifpipeError, LocalIOError, UsageError
+from .core.events import ConfigRejected, ConfigReloaded, Event, EventBus, Subscriber
 from .core.hostcheck import HostCheckResult, check_hosts, record
 from .core.store import HostStatus, Store
 from .running import RunningTransfers
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from .core.transfer.plan import Plan
 
 T = TypeVar("T")
+WATCH_SECONDS = 1.0  # how often the config file's size and time are looked at
 Work = Coroutine[Any, Any, T] | Callable[..., Awaitable[T]]
 
 
@@ -124,6 +128,35 @@ class EngineBridge:
     async def _open(self) -> None:
         self.store = Store.open(self.locations.store)
         self._build(self.config)
+        self._config_stamp = self._stamp()
+        self._watcher = asyncio.create_task(self._watch_config(), name="watch the config")
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.config_path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    async def _watch_config(self) -> None:
+        """Reload the config when its file changes; a file that does not load (half written,
+        or wrong) is reported with :class:`ConfigRejected` and the running config kept."""
+        rejected = False
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            stamp = self._stamp()
+            if stamp == self._config_stamp:
+                continue
+            self._config_stamp = stamp
+            try:
+                new = cfg.load_config(self.config_path)
+            except DifpipeError as err:
+                rejected = True
+                self.bus.publish(ConfigRejected(path=str(self.config_path), error=err.render()))
+                continue
+            if new != self.config or rejected:  # the console's own saves are loaded already
+                rejected = False
+                await self.reload_config(new)
 
     def _build(self, config: cfg.Config) -> None:
         """Use ``config``; the pools and the engine are built for it when next needed."""

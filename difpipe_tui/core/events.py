@@ -187,6 +187,16 @@ class ConfigReloaded(Event):
     hosts: tuple[str, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConfigRejected(Event):
+    """The config file changed but does not load: the engine keeps running on the config it
+    has until the file loads again (then :class:`ConfigReloaded`)."""
+
+    kind: ClassVar[str] = "config.rejected"
+    path: str
+    error: str
+
+
 Subscriber = Callable[[Event], None]
 
 

@@ -120,8 +120,10 @@ class EngineScreen(Screen):
                 then(result)
             return result
 
+        # the worker calls ``job`` when it starts: one cancelled before that (a second
+        # exclusive call) leaves no coroutine behind that was made and never awaited
         return self.run_worker(
-            job(),
+            job,
             name=what,
             group=what,
             description=what,
@@ -143,6 +145,14 @@ class FilteredScreen(EngineScreen):
 
     def filter_changed(self) -> None:
         """The filter text changed (the table has already applied it)."""
+
+    def set_filter(self, text: str) -> None:
+        """Filter by ``text`` (the box shows it, or hides when it is empty)."""
+        box, table = self._filter_parts()
+        box.value = text
+        box.display = bool(text)
+        table.set_filter(text)
+        self.filter_changed()
 
     def _filter_parts(self) -> tuple[Input, FilterTable]:
         return self.query_one("#filter", Input), self.query_one(self.FILTER_TABLE, FilterTable)

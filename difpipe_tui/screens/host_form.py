@@ -3,14 +3,16 @@
 The form writes what its fields say into the host's TOML table (editing starts from the
 table as the config has it, so keys the form does not show are kept), and the config's own
 parser checks it: an error is shown under the field its key path names, in the parser's
-words. A password is never a field: it comes from an environment variable or a command.
-``enter`` or ``ctrl+s`` saves (the file is read anew and written atomically), ``esc`` cancels.
-The screen dismisses with the saved :class:`~difpipe_tui.core.config.Host`, or None.
+words. The jump field builds a chain of hops (screens/jump_chain.py). A password is never
+a field: it comes from an environment variable or a command. ``enter`` or ``ctrl+s`` saves
+(the file is read anew and written atomically), ``esc`` cancels. The screen dismisses with
+the saved :class:`~difpipe_tui.core.config.Host`, or None.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 from textual import on
@@ -22,6 +24,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ..core import config as cfg
 from ..core.errors import DifpipeError
+from .jump_chain import JumpChain
 
 # field id -> the key under [hosts.NAME] it writes ("auth.x" lives in [hosts.NAME.auth])
 FIELDS: dict[str, str] = {
@@ -110,7 +113,9 @@ class HostForm(ModalScreen[cfg.Host | None]):
                 roles = [(r, r) for r in cfg.ROLES]
                 role = h.role if h else "other"
                 yield from self._row("role", "Role", self._select("role", roles, role))
-                yield from self._row("jump", "Jump host", self._jump_select())
+                others = [n for n in self.config.hosts if n != self.editing]
+                chain = JumpChain(others, self.host.jump if self.host else ())
+                yield from self._row("jump", "Jump via", chain)
                 policies = [
                     (f"inherit ({d.host_key_policy})", ""),
                     *((p, p) for p in cfg.HOST_KEY_POLICIES),
@@ -155,14 +160,6 @@ class HostForm(ModalScreen[cfg.Host | None]):
     def _select(self, field: str, options: list[tuple[str, str]], value: str) -> Select[str]:
         return Select(options, value=value, allow_blank=False, id=f"f-{field}", compact=True)
 
-    def _jump_select(self) -> Select[str]:
-        others = [n for n in self.config.hosts if n != self.editing]
-        options = [("none (direct)", ""), *((n, n) for n in others)]
-        chain = self.host.jump if self.host else ()
-        if len(chain) > 1:  # a longer chain written in the file: offered as it is
-            options.append((" → ".join(chain), ",".join(chain)))
-        return self._select("jump", options, ",".join(chain))
-
     def on_mount(self) -> None:
         for error in self.query(".field-error"):
             error.display = False
@@ -191,7 +188,7 @@ class HostForm(ModalScreen[cfg.Host | None]):
             "port": _number(port) if port else self.config.defaults.port,
             "user": self._text("user"),
             "role": self._choice("role"),
-            "jump": _words(self._choice("jump")),
+            "jump": list(self.query_one(JumpChain).chain),
             "host_key_policy": self._choice("policy"),
             "tags": _words(self._text("tags")),
             "description": self._text("description"),
@@ -248,6 +245,7 @@ class HostForm(ModalScreen[cfg.Host | None]):
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
+    @on(JumpChain.Changed)
     def _changed(self) -> None:
         if self._tried:  # after a refused save, errors follow the fields as they change
             self.check()
@@ -260,7 +258,7 @@ class HostForm(ModalScreen[cfg.Host | None]):
         self._tried = True
         host = self.check()
         if host is not None:
-            self.run_worker(self._save(host), exclusive=True, exit_on_error=False)
+            self.run_worker(partial(self._save, host), exclusive=True, exit_on_error=False)
 
     async def _save(self, host: cfg.Host) -> None:
         bridge = self.app.bridge  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ with the names added, or None.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from textual import on
 from textual.app import ComposeResult
@@ -115,7 +116,9 @@ class ImportScreen(ModalScreen[list[str] | None]):
 
     def load(self, path: str) -> None:
         self.path = path
-        self.run_worker(self._read(path), group="read", exclusive=True, exit_on_error=False)
+        self.run_worker(
+            partial(self._read, path), group="read", exclusive=True, exit_on_error=False
+        )
 
     async def _read(self, path: str) -> None:
         bridge = self.app.bridge  # type: ignore[attr-defined]
@@ -162,7 +165,7 @@ class ImportScreen(ModalScreen[list[str] | None]):
         if not self.new_hosts:
             self.notify("Nothing new to add.", severity="warning")
             return
-        self.run_worker(self._save(), group="save", exclusive=True, exit_on_error=False)
+        self.run_worker(self._save, group="save", exclusive=True, exit_on_error=False)
 
     async def _save(self) -> None:
         bridge = self.app.bridge  # type: ignore[attr-defined]

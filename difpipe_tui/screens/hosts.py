@@ -1,10 +1,12 @@
 """The hosts of the config: what each is and has, checked on demand, added, edited, removed.
 
 The table starts from the store's last check of every host and follows the engine's events
-(checks, connections opened, lost or failed) without losing the cursor or the filter. Verbs act
-on the selected row: ``c`` checks it, ``C`` checks all, ``a`` adds, ``enter`` edits, ``d``
-deletes (after a yes), ``i`` imports from an ssh_config file after a preview. Changes are
-written to the config file atomically, other entries kept, and the engine reloads it.
+(checks, connections opened, lost or failed, the config reloaded after a change made here or
+elsewhere) without losing the cursor or the filter; a config file changed elsewhere that does
+not load is an error notification. Verbs act on the selected row: ``c`` checks it, ``C``
+checks all, ``a`` adds, ``enter`` edits, ``d`` deletes (after a yes), ``i`` imports from an
+ssh_config file after a preview. Changes are written to the config file atomically, other
+entries kept, and the engine reloads it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from ..core import config as cfg
-from ..core.events import ConnectionOpened, ConnectionRestored, Event, HostChecked
+from ..core.events import (
+    ConfigRejected,
+    ConfigReloaded,
+    ConnectionOpened,
+    ConnectionRestored,
+    Event,
+    HostChecked,
+)
 from ..core.hostcheck import HostCheckResult
 from ..widgets import FilterTable, Row
-from .base import EngineScreen, ScreenCommand
+from .base import FilteredScreen, ScreenCommand
 from .confirm import ConfirmScreen
 from .host_facts import HostFacts, detail_text, row_cells
 from .host_form import HostForm
@@ -41,7 +50,8 @@ class HostsTable(FilterTable):
         return action != "select_cursor"
 
 
-class HostsScreen(EngineScreen):
+class HostsScreen(FilteredScreen):
+    FILTER_TABLE = "#hosts-table"
     DEFAULT_CSS = """
     HostsScreen #host-detail {
         height: auto; padding: 0 1; border-top: solid $border-blurred; color: $text;
@@ -159,14 +169,22 @@ class HostsScreen(EngineScreen):
     def select(self, name: str) -> None:
         table = self.table
         if name not in table.shown_keys and table.filter_text:
-            self._set_filter("")
+            self.set_filter("")
         if name in table.shown_keys:
             table.move_cursor(row=table.shown_keys.index(name), animate=False)
             table.focus()
 
     # -- events --------------------------------------------------------------------------
 
+    def filter_changed(self) -> None:
+        self._refresh_rows()
+
     def on_events(self, events: list[Event]) -> None:
+        config = [e for e in events if isinstance(e, ConfigReloaded | ConfigRejected)]
+        if any(isinstance(e, ConfigReloaded) for e in config):
+            self._reloaded()  # hosts added, edited or removed elsewhere: the CLI, a console
+        if config and isinstance(config[-1], ConfigRejected):  # and still wrong
+            self._rejected(config[-1])
         changed = False
         for event in events:
             if self.live.apply(event):
@@ -178,6 +196,18 @@ class HostsScreen(EngineScreen):
                     self.facts.setdefault(event.host or "", HostFacts()).last_seen = event.ts
         if changed:
             self._refresh_rows()
+
+    def _rejected(self, event: ConfigRejected) -> None:
+        error = (
+            event.error if event.error.startswith(event.path) else f"{event.path}: {event.error}"
+        )
+        self.notify(
+            f"{error}\nFix the file: the console keeps the hosts it has until then.",
+            title="Config file changed but does not load",
+            severity="error",
+            timeout=15,
+            markup=False,
+        )
 
     # -- checks --------------------------------------------------------------------------
 
@@ -266,38 +296,6 @@ class HostsScreen(EngineScreen):
             self._reloaded(select=added[0])
             noun = "host" if len(added) == 1 else "hosts"
             self.notify(", ".join(added), title=f"Imported {len(added)} {noun}")
-
-    # -- filter --------------------------------------------------------------------------
-
-    def action_open_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def _set_filter(self, text: str) -> None:
-        box = self.query_one("#filter", Input)
-        box.value = text
-        self.table.set_filter(text)
-        box.display = bool(text)
-        self._refresh_rows()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self._refresh_rows()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.query_one("#filter").display = bool(event.value)
-        self.table.focus()
-
-    def action_escape(self) -> None:
-        if self.query_one("#filter").display:
-            self._set_filter("")
-            self.table.focus()
-        else:
-            self.console.action_back()
 
     # -- palette -------------------------------------------------------------------------
 

@@ -1,16 +1,19 @@
 """The new-transfer form: ends, options, an "analyze first" preview of the plan, then Start.
 
 Source and destinations are a host picker (the config's hosts and ``local``) and a path;
-``ctrl+n`` adds a destination (one source, read once, fanned out to all of them). The job is
-built and checked by :func:`~difpipe_tui.core.transfer.job.job_from_mapping`, as for a job
-file, and a rate limit by :func:`~difpipe_tui.core.transfer.ratelimit.parse_rate`; errors show
-on the field at fault. Analyze (``ctrl+r``) and Start (``ctrl+s``) run on the engine thread;
-``esc`` cancels a running analysis, then closes the form. The form dismisses with the id of
-the transfer it started, which from then on belongs to the engine bridge.
+``ctrl+n`` adds a destination (one source, read once, fanned out to all of them). The rarer
+options of ``difpipe copy`` sit in a collapsed "Advanced" section (screens/transfer_options.py)
+and are listed under the plan. The job is built and checked by
+:func:`~difpipe_tui.core.transfer.job.job_from_mapping`, as for a job file, and a rate limit
+by :func:`~difpipe_tui.core.transfer.ratelimit.parse_rate`; errors show on the field at fault.
+Analyze (``ctrl+r``) and Start (``ctrl+s``) run on the engine thread; ``esc`` cancels a
+running analysis, then closes the form. The form dismisses with the id of the transfer it
+started, which from then on belongs to the engine bridge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -28,6 +31,7 @@ from ..core.transfer.codecs import COMPRESS_CHOICES
 from ..core.transfer.job import CopyJob, job_from_mapping
 from ..core.transfer.ratelimit import parse_rate
 from ..core.transfer.verify import DIGESTS
+from .transfer_options import AdvancedOptions, options_text
 
 if TYPE_CHECKING:
     from ..app import DifpipeApp
@@ -154,6 +158,7 @@ class TransferForm(ModalScreen[str | None]):
                     yield Input(placeholder="none, or 20M", compact=True, id="rate")
                     yield Checkbox("Recursive (a directory)", id="recursive")
                 yield Label("", id="rate-error", classes="field-error")
+                yield AdvancedOptions()
                 yield Static("", id="form-error", classes="field-error")
                 yield Static("Analyze (ctrl+r) shows the plan before anything moves.", id="plan")
             with Horizontal(id="form-buttons"):
@@ -203,15 +208,20 @@ class TransferForm(ModalScreen[str | None]):
             except UsageError as err:
                 self._error("rate", str(err).removeprefix("--rate-limit: "))
                 ok = False
-        if not ok:
+        compress = str(self.query_one("#compress", Select).value)
+        options, errors = self.query_one(AdvancedOptions).read(compress)
+        for field, message in errors.items():
+            self._error(field, message)
+        if not ok or errors:
             return None
         data = {
             "source": end_text(source.host, source.path),
             "destinations": [end_text(d.host, d.path) for d in dests],
-            "compress": str(self.query_one("#compress", Select).value),
+            "compress": compress,
             "verify": str(self.query_one("#verify", Select).value),
             "rate_limit": rate,
             "recursive": self.query_one("#recursive", Checkbox).value,
+            **options,
         }
         try:
             job = job_from_mapping(data, what="transfer")
@@ -255,7 +265,7 @@ class TransferForm(ModalScreen[str | None]):
         event.stop()
         self.dismiss(None)
 
-    @on(Input.Submitted, ".end-path, #rate")
+    @on(Input.Submitted, ".end-path, #rate, AdvancedOptions Input")
     def _next_field(self, event: Input.Submitted) -> None:
         event.stop()
         self.focus_next()
@@ -277,21 +287,21 @@ class TransferForm(ModalScreen[str | None]):
         plan.remove_class("-problem")
         plan.border_subtitle = ""
         plan.update("Analyzing: connecting to the hosts… (esc cancels)")
-        self._run(self._analyze(job), "analyze the transfer")
+        self._run(self._analyze, job, "analyze the transfer")
 
     async def _analyze(self, job: CopyJob) -> None:
         bridge = self.console.bridge
         result: Plan = await bridge.call(bridge.analyze, job)
-        self.show_plan(result.to_dict())
+        self.show_plan(result.to_dict(), options_text(job))
         self._analyzed = job
         # on a small terminal the plan is below the fold: bring its end (the verdict) into view
         body = self.query_one(VerticalScroll)
         self.call_after_refresh(body.scroll_end, animate=False)
 
-    def show_plan(self, data: dict[str, Any]) -> None:
-        """Show a plan (``Plan.to_dict()``), its problems marked."""
+    def show_plan(self, data: dict[str, Any], options: str = "") -> None:
+        """Show a plan (``Plan.to_dict()``) and the job's ``options`` lines, problems marked."""
         problems = [d["problem"] for d in data.get("destinations", []) if d.get("problem")]
-        text = Text(plan_text(data).rstrip("\n"))
+        text = Text((plan_text(data) + options).rstrip("\n"))
         text.highlight_regex(r"problem: .*", "bold")
         plan = self.query_one("#plan", Static)
         plan.update(text)
@@ -305,7 +315,7 @@ class TransferForm(ModalScreen[str | None]):
         if job is None or self._busy():
             return
         self.query_one("#plan", Static).border_subtitle = "starting…"
-        self._run(self._start(job), "start the transfer")
+        self._run(self._start, job, "start the transfer")
 
     async def _start(self, job: CopyJob) -> None:
         bridge = self.console.bridge
@@ -318,17 +328,17 @@ class TransferForm(ModalScreen[str | None]):
             return True
         return False
 
-    def _run(self, work: Any, what: str) -> None:
-        async def job() -> None:
+    def _run(self, work: Callable[[CopyJob], Awaitable[None]], job: CopyJob, what: str) -> None:
+        async def run() -> None:  # made when the worker starts, so a cancel never strands it
             try:
-                await work
+                await work(job)
             except DifpipeError as err:
                 self._error("form", err.render())
                 self.query_one("#plan", Static).border_subtitle = ""
                 self.console.show_error(err, what)
 
         self._work_what = what
-        self._work = self.run_worker(job(), name=what, description=what, exit_on_error=False)
+        self._work = self.run_worker(run, name=what, description=what, exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

@@ -2,8 +2,10 @@
 
 A transfer's row shows its state, overall progress, rate and its sparkline, ETA, codec and
 strategy; the rows below it show each destination's own bar, rate, ETA and, once done, its
-digest (or why it failed). The transfers themselves belong to the engine bridge, so leaving
-this screen (or the console) never drops one: quitting stops them with a checkpoint.
+digest (or why it failed). Narrower than :data:`NARROW` columns, the table keeps what fits 80
+(state, route, progress, rate, ETA) and the panel below it carries the rest for the selected row.
+The transfers themselves belong to the engine bridge, so leaving this screen (or the console)
+never drops one: quitting stops them with a checkpoint.
 
 Keys: ``n`` new transfer (a form with an "analyze first" preview), ``p`` pause / resume,
 ``x`` stop (asks first; a checkpoint is saved), ``enter`` details, ``/`` filter.
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 TREND = 10  # rate samples in a row's sparkline
 REFRESH_SECONDS = 0.25  # at most four redraws a second, however many events arrive
 COLUMNS = ("ID", "STATE", "FROM → TO", "PROGRESS", "RATE", "ETA", "TREND", "CODEC", "HOW", "RESULT")
+ALL_COLUMNS = tuple(range(len(COLUMNS)))
+NARROW = 100  # below this width: only NARROW_COLUMNS, a shorter route and bar
+NARROW_COLUMNS = (1, 2, 3, 4, 5)  # STATE, FROM → TO, PROGRESS, RATE, ETA: 80 columns at most
 
 
 def match_transfer(row: Row, text: str) -> bool:
@@ -82,6 +87,7 @@ class TransfersScreen(FilteredScreen):
         self.live = TransfersLive(keep_finished=50)
         self._dirty = False
         self._select: str | None = None  # a transfer to put the cursor on once it shows
+        self._shown = ALL_COLUMNS  # which of COLUMNS the table has
 
     def compose(self) -> ComposeResult:
         yield self.header()
@@ -132,8 +138,14 @@ class TransfersScreen(FilteredScreen):
         self._dirty = False
         views = sorted(self.live.transfers.values(), key=lambda v: (v.finished, -v.started))
         table = self.query_one("#transfers", FilterTable)
-        route = 28 if self.size.width < 100 else 40
-        table.set_rows(row for v in views for row in _rows(v, route))
+        narrow = self.size.width < NARROW
+        self._columns(table, NARROW_COLUMNS if narrow else ALL_COLUMNS)
+        route, width = (26, 8) if narrow else (40, 10)
+        table.set_rows(
+            Row(row.key, tuple(row.cells[i] for i in self._shown), row.data)
+            for v in views
+            for row in _rows(v, route, width)
+        )
         self.query_one("#no-transfers").display = not views
         table.display = bool(views)
         self._summary()
@@ -147,6 +159,16 @@ class TransfersScreen(FilteredScreen):
             + (f" · filter: {text}" if text else "")
             + (" · read-only" if self.readonly else "")
         )
+
+    def _columns(self, table: FilterTable, shown: tuple[int, ...]) -> None:
+        """Give the table the columns ``shown`` (indexes into COLUMNS), keeping its cursor."""
+        if shown == self._shown:
+            return
+        if table.selected is not None and self._select is None:
+            self._select = table.selected.key
+        table.clear(columns=True)
+        table.add_columns(*(COLUMNS[i] for i in shown))
+        self._shown = shown
 
     def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         self._summary()
@@ -223,7 +245,7 @@ class TransfersScreen(FilteredScreen):
     # -- filter ----------------------------------------------------------------------------
 
 
-def _rows(v: TransferView, route: int) -> Iterator[Row]:
+def _rows(v: TransferView, route: int, width: int = 10) -> Iterator[Row]:
     """The transfer's row, then one per destination (the same data, so a filter keeps them)."""
     total_rate = _average(v) if v.finished else v.rate
     yield Row(
@@ -232,7 +254,7 @@ def _rows(v: TransferView, route: int) -> Iterator[Row]:
             v.id[:8],
             badge(v.status),
             shorten(v.source, route),
-            bar(v.done_bytes, v.total, finished=v.status == "done"),
+            bar(v.done_bytes, v.total, width=width, finished=v.status == "done"),
             human_rate(total_rate) if total_rate else "-",
             duration(v.eta) if not v.finished else f"in {duration(v.seconds)}",
             sparkline(v.history, TREND),
@@ -251,7 +273,7 @@ def _rows(v: TransferView, route: int) -> Iterator[Row]:
                 "",
                 badge(state),
                 "→ " + shorten(dest, route - 2),
-                bar(v.bytes.get(dest, 0), v.total, finished=state == "done"),
+                bar(v.bytes.get(dest, 0), v.total, width=width, finished=state == "done"),
                 human_rate(rate) if rate else "",
                 duration(v.etas.get(dest)) if state == "running" else "",
                 "",

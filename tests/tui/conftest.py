@@ -5,11 +5,15 @@ seeded data for snapshots (fixed data and helpers: tests/tui/helpers.py).
 - ``make_bridge(config=None)``: a started :class:`EngineBridge` on ``home``, closed after.
 - ``seeded_bridge``: three hosts, a store holding two of their last checks at fixed times.
 - ``seeded_app``: the console over ``seeded_bridge`` with constant sysinfo numbers.
+- ``lab_home`` / ``lab_app``: a home (and the console) whose config holds the sshd lab's edge,
+  cloud and storage hosts; ``dirs``: a fresh directory under each of their roots, removed after.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,3 +84,28 @@ def seeded_bridge(home: Path, write_config, make_bridge) -> EngineBridge:
 @pytest.fixture
 def seeded_app(seeded_bridge: EngineBridge) -> DifpipeApp:
     return build_app(bridge=seeded_bridge, sysinfo=FIXED_SYS)
+
+
+@pytest.fixture
+def dirs(lab):
+    """A fresh directory under the edge, cloud and storage hosts' roots, removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    made = {}
+    for name in ("edge", "cloud", "storage"):
+        d = Path(lab.hosts[name].root) / f"tui-{tag}"
+        d.mkdir(parents=True)
+        made[name] = d
+    yield made
+    for d in made.values():
+        subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+@pytest.fixture
+def lab_home(lab, home):
+    lab.write_config(home / "difpipe.toml", ["edge", "cloud", "storage"])
+    return home
+
+
+@pytest.fixture
+def lab_app(lab_home, make_bridge):
+    return build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)

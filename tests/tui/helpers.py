@@ -5,13 +5,16 @@
 - ``wait_until(predicate)``: polls until true, fails after a timeout.
 - ``publish_fixed(app)``: publishes events on the engine bus, waits until the console has them.
 - ``cell_texts(app, "#table")``: the text of every shown row.
+- ``random_file(path, size)``: writes ``size`` random bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from difpipe_tui.app import DifpipeApp
 from difpipe_tui.core import events as ev
@@ -105,3 +108,8 @@ def table_keys(app: DifpipeApp, selector: str) -> list[str]:
 def cell_texts(app: DifpipeApp, selector: str) -> list[list[str]]:
     table = app.screen.query_one(selector)
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path

@@ -81,3 +81,26 @@ def test_config_changes_publish_the_hosts_and_removal_forgets_the_last_check(
     reloads = [e.hosts for e in seen if isinstance(e, ev.ConfigReloaded)]
     assert reloads == [("edge-pi", "cloud", "backup", "nas"), ("edge-pi", "cloud", "nas")]
     assert "backup" not in bridge.submit(bridge.host_statuses).result(5)
+
+
+def test_a_config_file_changed_elsewhere_is_reloaded_once_it_loads(write_config, make_bridge):
+    path = write_config(SEEDED_CONFIG)
+    bridge = make_bridge()
+    reloads: list[tuple[str, ...]] = []
+    rejected: list[ev.ConfigRejected] = []
+    bridge.subscribe(lambda e: reloads.append(e.hosts) if e.kind == "config.reloaded" else None)
+    bridge.subscribe(lambda e: rejected.append(e) if e.kind == "config.rejected" else None)
+    path.write_text(SEEDED_CONFIG + "\n[hosts.nas\n")  # half written: not TOML
+    time.sleep(2.5)
+    assert reloads == [] and "nas" not in bridge.config.hosts
+    assert len(rejected) == 1 and rejected[0].path == str(path)
+    assert rejected[0].error.startswith(str(path))
+    path.write_text(SEEDED_CONFIG + '\n[hosts.nas]\naddress = "192.0.2.40"\n')
+    deadline = time.monotonic() + 5
+    while not reloads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reloads == [("edge-pi", "cloud", "backup", "nas")]
+    assert bridge.config.hosts["nas"].address == "192.0.2.40"
+    bridge.submit(bridge.save_host, Host(name="db", address="192.0.2.50")).result(5)
+    time.sleep(2.5)  # the watcher sees its own save as nothing new
+    assert len(reloads) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -433,3 +435,101 @@ async def test_a_host_added_or_deleted_on_the_hosts_screen_reaches_the_overview(
         assert rows["nas"][2] == "?" and rows["edge-pi"][2] == "UP"  # known states kept
     with Store.open(home / "state" / "state.db") as store:
         assert store.get_host_status("backup") is None
+
+
+async def test_a_host_added_from_the_cli_shows_keeping_cursor_and_filter(
+    app, config_file, tmp_path
+):
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host nas\n  HostName 192.0.2.40\n  User ops\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("slash", *"o", "enter")  # "o" matches cloud, backup ("storage")
+        await select(pilot, "backup")
+        cli = [sys.executable, "-m", "difpipe_tui", "--config", str(config_file)]
+        done = subprocess.run(
+            [*cli, "hosts", "import-ssh-config", str(ssh_config)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert "nas" in toml(config_file)["hosts"]
+        await wait_until(lambda: "nas" in app.screen.table.shown_keys, timeout=10)
+        assert app.screen.table.shown_keys == ["cloud", "backup", "nas"]
+        assert app.screen.selected == "backup"
+        assert app.screen.table.filter_text == "o"
+        assert "Hosts · 4" in app.screen.sub_title
+
+
+async def jump_menu(pilot) -> list[str]:
+    """Open the jump picker's menu; what it offers, its prompt first."""
+    picker = pilot.app.screen.query_one("#f-jump")
+    picker.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    menu = picker.query_one("SelectOverlay")
+    return [str(menu.get_option_at_index(i).prompt) for i in range(menu.option_count)]
+
+
+async def hop(pilot, name: str) -> None:
+    """Add ``name`` to the jump chain with the picker's menu."""
+    offered = await jump_menu(pilot)
+    await pilot.press(*["down"] * offered.index(name), "enter")
+    await pilot.pause()
+
+
+async def test_a_jump_chain_of_two_hops_is_saved_and_shown_again(app, config_file, home):
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a")
+        form = app.screen
+        await pilot.press(*"inner", "tab", *"10.0.0.7")
+        chain = form.query_one("#jump-chain")
+        assert str(chain.render()) == "direct"
+        await hop(pilot, "backup")
+        await hop(pilot, "edge-pi")
+        assert str(chain.render()) == "backup → edge-pi"
+        form.query_one("#jump-pop").focus()
+        await pilot.press("enter")  # takes edge-pi off again
+        assert str(chain.render()) == "backup"
+        await hop(pilot, "cloud")
+        assert str(chain.render()) == "backup → cloud"
+        await pilot.press("ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert toml(config_file)["hosts"]["inner"] == {
+            "address": "10.0.0.7",
+            "jump": ["backup", "cloud"],
+        }
+        hops = [h.name for h in app.bridge.config.jump_chain("inner")]
+        assert hops == ["backup", "cloud"]
+        await select(pilot, "inner")
+        await pilot.press("enter")
+        form = app.screen
+        assert isinstance(form, HostForm)
+        assert str(form.query_one("#jump-chain").render()) == "backup → cloud"
+        assert await jump_menu(pilot) == ["+ hop", "edge-pi"]  # not twice, not itself
+        await pilot.press("escape")  # closes the menu, not the form
+        assert app.screen is form
+        form.query_one("#f-description").focus()
+        await pilot.press(*"two hops in", "ctrl+s")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+    saved = toml(config_file)["hosts"]["inner"]
+    assert saved["jump"] == ["backup", "cloud"] and saved["description"] == "two hops in"
+
+
+async def test_a_config_file_broken_elsewhere_is_a_notification_and_the_hosts_stay(
+    seeded_app, home
+):
+    path = home / "difpipe.toml"
+    good = path.read_text()
+    async with seeded_app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_hosts(pilot)
+        path.write_text(good + '\n[hosts.nas]\nport = "x"\n')
+        await wait_until(lambda: seeded_app._notifications, timeout=10)
+        note = list(seeded_app._notifications)[-1]
+        assert note.title == "Config file changed but does not load"
+        assert note.severity == "error" and str(path) in note.message
+        assert "Fix the file" in note.message
+        assert seeded_app.screen.table.shown_keys == ["edge-pi", "cloud", "backup"]
+        path.write_text(good + '\n[hosts.nas]\naddress = "192.0.2.40"\n')
+        await wait_until(lambda: "nas" in seeded_app.screen.table.shown_keys, timeout=10)

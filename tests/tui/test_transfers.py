@@ -7,14 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
 import socket
-import subprocess
 import threading
-import uuid
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 from textual.widgets import Input, Static
 
@@ -24,50 +20,20 @@ from difpipe_tui.core.store import Store
 from difpipe_tui.core.transfer.ends import PART_SUFFIX
 from difpipe_tui.screens.confirm import ConfirmScreen
 from difpipe_tui.screens.transfer_details import TransferDetailsScreen
-from difpipe_tui.screens.transfer_form import TransferForm
 from difpipe_tui.screens.transfers import TransfersScreen
-from tests.tui.helpers import FIXED_SYS, wait_until
+from tests.tui.helpers import FIXED_SYS, publish_fixed, random_file, wait_until
+from tests.tui.test_transfers_snapshots import TRANSFER_EVENTS
 from tests.tui.transfer_steps import (
     fill,
     open_form,
     row_state,
-    started_id,
+    start,
     transfers_screen,
     wait_state,
 )
 
 SIZE = (120, 40)
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def dirs(lab):
-    """A fresh directory under the edge, cloud and storage hosts' roots, removed afterwards."""
-    tag = uuid.uuid4().hex[:8]
-    made = {}
-    for name in ("edge", "cloud", "storage"):
-        d = Path(lab.hosts[name].root) / f"tui-{tag}"
-        d.mkdir(parents=True)
-        made[name] = d
-    yield made
-    for d in made.values():
-        subprocess.run(["rm", "-rf", str(d)], check=False)
-
-
-@pytest.fixture
-def lab_home(lab, home):
-    lab.write_config(home / "difpipe.toml", ["edge", "cloud", "storage"])
-    return home
-
-
-@pytest.fixture
-def lab_app(lab_home, make_bridge):
-    return build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
-
-
-def random_file(path: Path, size: int) -> Path:
-    path.write_bytes(os.urandom(size))
-    return path
 
 
 def shown_text(static: Static) -> str:
@@ -79,18 +45,6 @@ def shown_text(static: Static) -> str:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-async def start(pilot) -> str:
-    """ctrl+s in the form; the id of the transfer it started, once its row shows."""
-    await pilot.press("ctrl+s")
-    app = pilot.app
-    await wait_until(lambda: not isinstance(app.screen, TransferForm), timeout=30)
-    assert isinstance(app.screen, TransfersScreen)
-    await wait_until(lambda: transfers_screen(app).live.transfers)
-    transfer_id = started_id(app)
-    await wait_until(lambda: row_state(app, transfer_id) is not None)
-    return transfer_id
 
 
 async def test_analyze_then_start_lands_the_file(lab_app, dirs):
@@ -328,3 +282,25 @@ async def test_readonly_offers_no_new_pause_or_stop(seeded_bridge):
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
         assert not shown & {"new", "pause", "cancel"}
         assert app.screen.sub_title.endswith("read-only")
+
+
+async def test_at_80_columns_the_table_keeps_what_fits_and_the_cursor(seeded_app):
+    async with seeded_app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")
+        await publish_fixed(pilot.app, TRANSFER_EVENTS)
+        await pilot.pause(0.4)
+        table = transfers_screen(pilot.app).query_one("#transfers")
+        assert len(table.columns) == 10
+        await pilot.press("down", "down")
+        chosen = table.selected.key
+        await pilot.resize_terminal(80, 24)
+        await wait_until(lambda: len(table.columns) == 5)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels == ["STATE", "FROM → TO", "PROGRESS", "RATE", "ETA"]
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80 - 2
+        assert table.selected.key == chosen
+        panel = transfers_screen(pilot.app).query_one("#transfer-summary")
+        assert panel.border_title.startswith("7e57a1b2c3d4 · ")  # the id the table leaves out
+        await pilot.resize_terminal(*SIZE)
+        await wait_until(lambda: len(table.columns) == 10)
+        assert table.selected.key == chosen

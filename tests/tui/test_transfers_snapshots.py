@@ -171,3 +171,15 @@ def test_transfer_details(snap_compare, seeded_app, size):
         await pilot.pause()
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_transfer_form_advanced(snap_compare, seeded_app, size):
+    async def run_before(pilot) -> None:
+        form = await _form(pilot)
+        form.query_one("#advanced").collapsed = False
+        form.query_one("#parallel", Input).value = "0"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)

@@ -3,6 +3,9 @@
 - ``open_form(pilot)``: ``t`` then ``n``; the source path has the focus.
 - ``fill(pilot, source=(host, path), destinations=[(host, path), ...], rate=..., compress=...)``:
   types into the form the way a person does (tab, the pickers' menus, ctrl+n for a row).
+- ``advanced(pilot, parallel="2", encrypt=...)``: opens the form's Advanced section with keys and
+  types into its fields.
+- ``start(pilot)``: ctrl+s in the form; the id of the transfer it started, once its row shows.
 - ``row_state(app, transfer_id)`` / ``wait_state(app, transfer_id, state)``: the STATE cell.
 """
 
@@ -69,6 +72,25 @@ async def fill(
     return form
 
 
+async def advanced(pilot, **fields: str) -> TransferForm:
+    """Open the Advanced section (its title, enter) and type ``fields`` (input id → text)."""
+    form = pilot.app.screen
+    assert isinstance(form, TransferForm)
+    section = form.query_one("#advanced")
+    if section.collapsed:
+        section.query_one("CollapsibleTitle").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+    assert not section.collapsed
+    for name, text in fields.items():
+        box = form.query_one(f"#{name}", Input)
+        box.focus()
+        box.value = ""
+        await pilot.press(*text)
+        assert box.value == text
+    return form
+
+
 def transfers_screen(app: DifpipeApp) -> TransfersScreen:
     screen = app.get_screen_stack("transfers")[0]
     assert isinstance(screen, TransfersScreen)
@@ -79,7 +101,8 @@ def row_state(app: DifpipeApp, transfer_id: str) -> str | None:
     table = transfers_screen(app).query_one("#transfers")
     if transfer_id not in table.shown_keys:
         return None
-    return str(table.get_row(transfer_id)[1])
+    labels = [str(column.label) for column in table.columns.values()]
+    return str(table.get_row(transfer_id)[labels.index("STATE")])
 
 
 async def wait_state(app: DifpipeApp, transfer_id: str, state: str, timeout: float = 60) -> None:
@@ -95,3 +118,15 @@ async def wait_state(app: DifpipeApp, transfer_id: str, state: str, timeout: flo
 def started_id(app: DifpipeApp) -> str:
     """The transfer the last form started (the newest transfer the bridge owns or ran)."""
     return max(transfers_screen(app).live.transfers.values(), key=lambda v: v.started).id
+
+
+async def start(pilot) -> str:
+    """ctrl+s in the form; the id of the transfer it started, once its row shows."""
+    await pilot.press("ctrl+s")
+    app = pilot.app
+    await wait_until(lambda: not isinstance(app.screen, TransferForm), timeout=30)
+    assert isinstance(app.screen, TransfersScreen)
+    await wait_until(lambda: transfers_screen(app).live.transfers)
+    transfer_id = started_id(app)
+    await wait_until(lambda: row_state(app, transfer_id) is not None)
+    return transfer_id

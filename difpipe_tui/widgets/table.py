@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
@@ -49,6 +50,13 @@ class FilterTable(DataTable):
     def on_mount(self) -> None:
         self.add_columns(*self._columns)
 
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        """Columns are measured on idle after rows are added, and DataTable caches the lines it
+        drew before that under a key without the column widths: a frame painted in between
+        left rows drawn at the old widths until some other change. New widths drop them."""
+        if old.width != new.width:
+            self.notify_style_update()
+
     @property
     def shown_keys(self) -> list[str]:
         return [str(r.key.value) for r in self.ordered_rows]
@@ -70,6 +78,9 @@ class FilterTable(DataTable):
 
     def append_rows(self, rows: Iterable[Row], *, limit: int | None = None) -> None:
         """Add rows at the end; with ``limit``, the oldest rows beyond it are dropped."""
+        rows = list(rows)
+        if not rows:  # nothing new: no cursor move, no scroll, no repaint
+            return
         follow = self.row_count == 0 or self.cursor_row >= self.row_count - 1
         for row in rows:
             self._rows[row.key] = row

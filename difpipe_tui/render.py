@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -73,6 +72,8 @@ def emit(
         json.dump(list(rows), out, indent=2, default=str)
         out.write("\n")
     elif fmt == "yaml":
+        import yaml  # only here: the console imports this module and never prints YAML
+
         yaml.safe_dump(list(rows), out, sort_keys=False, default_flow_style=False)
     elif fmt == "csv":
         keys = list(rows[0].keys()) if rows else [c.key for c in columns]
@@ -93,6 +94,8 @@ def emit_doc(data: Any, fmt: str, out: TextIO | None = None) -> None:
     """A single document (a dict) in JSON or YAML; tables fall back to indented JSON."""
     out = out or sys.stdout
     if fmt == "yaml":
+        import yaml
+
         yaml.safe_dump(data, out, sort_keys=False)
     else:
         json.dump(data, out, indent=2, default=str)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -36,7 +38,11 @@ def match_text(row: Row, text: str) -> bool:
 class FilterTable(DataTable):
     """Give it every row with :meth:`set_rows` (or add some with :meth:`append_rows`);
     it shows the ones that match :attr:`filter_text`, updating cells in place rather than
-    rebuilding, so the cursor stays on the same row and nothing flickers."""
+    rebuilding, so the cursor stays on the same row and nothing flickers.
+
+    A cell updated in place widens its column when it no longer fits but never narrows it:
+    a live rate going from ``1.0 MiB/s`` to ``999.9 KiB/s`` neither makes the columns jump
+    nor costs a layout of the whole screen."""
 
     def __init__(self, *columns: str, matcher: Matcher = match_text, **kw: Any):
         kw.setdefault("cursor_type", "row")
@@ -122,4 +128,9 @@ class FilterTable(DataTable):
             for i, (col, value) in enumerate(zip(columns, row.cells, strict=False)):
                 if old is not None and i < len(old.cells) and old.cells[i] == value:
                     continue  # an unchanged cell costs nothing to keep
-                self.update_cell(row.key, col, value, update_width=True)
+                wider = _width(value) > self.columns[col].content_width
+                self.update_cell(row.key, col, value, update_width=wider)
+
+
+def _width(value: Any) -> int:
+    return value.cell_len if isinstance(value, Text) else cell_len(str(value))

@@ -9,7 +9,7 @@ Three measurements, each against a target of issue 4:
 
 * ``launch``: ``difpipe --config CFG`` (CFG with ``--hosts`` hosts) in a real terminal (tmux,
   120x40), from the process start until the overview shows the hosts panel and the footer.
-  Median of ``--runs``. Target: at most 1 s.
+  Median of ``--runs``, next to a bare Textual app's. Target: at most 1 s.
 * ``idle``: the console in a real terminal with ``--hosts`` hosts and ``--transfers`` rate-limited
   transfers running between lab hosts, nobody typing. CPU of the UI thread and of the whole
   process (the engine thread moves the bytes) over 20 s, as a percentage of one core, and the
@@ -124,6 +124,41 @@ def measure_launch(config: Path, home: Path, runs: int) -> list[float]:
             t.wait_for(lambda s: "Hosts ·" in s and "Quit" in s, timeout=30, interval=0.01)
             out.append(time.monotonic() - started)
             t.press("q")
+    return out
+
+
+BARE_APP = """
+from textual.app import App
+from textual.widgets import DataTable, Footer, Header
+
+class Bare(App):
+    def compose(self):
+        yield Header()
+        yield DataTable()
+        yield Footer()
+
+    def on_mount(self):
+        table = self.query_one(DataTable)
+        table.add_columns("HOST", "ROLE")
+        for i in range(50):
+            table.add_row(f"host-{i:02d}", "edge")
+
+Bare().run()
+"""
+
+
+def measure_launch_bare(home: Path, runs: int) -> list[float]:
+    """The floor: a bare Textual app (Header, a 50-row DataTable, Footer) timed the same way."""
+    from tests.e2e.tmux import Terminal
+
+    out = []
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    for _ in range(runs):
+        started = time.monotonic()
+        with Terminal([sys.executable, "-c", BARE_APP], env=env) as t:
+            t.wait_for(lambda s: "host-00" in s and "palette" in s, timeout=30, interval=0.01)
+            out.append(time.monotonic() - started)
+            t.press("ctrl+q")
     return out
 
 
@@ -327,6 +362,9 @@ def main() -> int:
             f"launch to first screen: {med:.2f} s median "
             f"[{min(launch):.2f}-{max(launch):.2f}]  target <= 1 s  {verdict(med <= 1.0)}"
         )
+        bare = measure_launch_bare(home, args.runs)
+        results["bare_textual_launch_s"] = bare
+        say(f"  floor: a bare Textual app, same terminal: {statistics.median(bare):.2f} s median")
 
         workdir = base / f"bench-{os.getpid()}"
         slow = [

@@ -17,14 +17,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import events, on
 from textual.app import SystemCommand
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
 
 from ..core.errors import DifpipeError
 from ..core.events import Event
-from ..widgets import FilterTable
+from ..widgets import FilterTable, KeysFooter
 
 if TYPE_CHECKING:
     from ..app import DifpipeApp
@@ -63,8 +64,8 @@ class EngineScreen(Screen):
     def header(self) -> Header:
         return Header(icon="≋")
 
-    def footer(self) -> Footer:
-        return Footer()
+    def footer(self) -> KeysFooter:
+        return KeysFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (self.readonly and action in self.MUTATING)
@@ -93,6 +94,16 @@ class EngineScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.catch_up()
+
+    @on(events.ScreenResume)
+    def _keep_styles(self, event: events.ScreenResume) -> None:
+        """Shown again: its styles are current, so skip Textual's restyle of every node.
+
+        Textual restyles the whole screen when a mode comes back, a third of a switch. A class
+        or focus change on a hidden screen restyles its node at once, and a theme changed
+        meanwhile is applied by ``switch_mode`` itself; this handler runs before Screen's own.
+        """
+        event.refresh_styles = False
 
     # -- engine work -------------------------------------------------------------------------
 

@@ -35,5 +35,5 @@ class RateGraph(Horizontal):
         if not self._history:  # a flat line until there is history to show
             self._history.extend([value] * HISTORY)
         self._history.append(value)
-        self.query_one(".rate-value", Label).update(text)
+        self.query_one(".rate-value", Label).update(text, layout=False)
         self.query_one(Sparkline).data = list(self._history)

@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
+from rich.text import Text
+from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
@@ -35,7 +38,11 @@ def match_text(row: Row, text: str) -> bool:
 class FilterTable(DataTable):
     """Give it every row with :meth:`set_rows` (or add some with :meth:`append_rows`);
     it shows the ones that match :attr:`filter_text`, updating cells in place rather than
-    rebuilding, so the cursor stays on the same row and nothing flickers."""
+    rebuilding, so the cursor stays on the same row and nothing flickers.
+
+    A cell updated in place widens its column when it no longer fits but never narrows it:
+    a live rate going from ``1.0 MiB/s`` to ``999.9 KiB/s`` neither makes the columns jump
+    nor costs a layout of the whole screen."""
 
     def __init__(self, *columns: str, matcher: Matcher = match_text, **kw: Any):
         kw.setdefault("cursor_type", "row")
@@ -48,6 +55,13 @@ class FilterTable(DataTable):
 
     def on_mount(self) -> None:
         self.add_columns(*self._columns)
+
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        """Columns are measured on idle after rows are added, and DataTable caches the lines it
+        drew before that under a key without the column widths: a frame painted in between
+        left rows drawn at the old widths until some other change. New widths drop them."""
+        if old.width != new.width:
+            self.notify_style_update()
 
     @property
     def shown_keys(self) -> list[str]:
@@ -70,6 +84,9 @@ class FilterTable(DataTable):
 
     def append_rows(self, rows: Iterable[Row], *, limit: int | None = None) -> None:
         """Add rows at the end; with ``limit``, the oldest rows beyond it are dropped."""
+        rows = list(rows)
+        if not rows:  # nothing new: no cursor move, no scroll, no repaint
+            return
         follow = self.row_count == 0 or self.cursor_row >= self.row_count - 1
         for row in rows:
             self._rows[row.key] = row
@@ -111,4 +128,9 @@ class FilterTable(DataTable):
             for i, (col, value) in enumerate(zip(columns, row.cells, strict=False)):
                 if old is not None and i < len(old.cells) and old.cells[i] == value:
                     continue  # an unchanged cell costs nothing to keep
-                self.update_cell(row.key, col, value, update_width=True)
+                wider = _width(value) > self.columns[col].content_width
+                self.update_cell(row.key, col, value, update_width=wider)
+
+
+def _width(value: Any) -> int:
+    return value.cell_len if isinstance(value, Text) else cell_len(str(value))

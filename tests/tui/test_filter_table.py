@@ -1,0 +1,43 @@
+"""FilterTable in a real Textual app: what a frame shows after rows arrive."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from difpipe_tui.widgets import FilterTable, Row
+
+
+class OneTable(App[None]):
+    CSS = "FilterTable { height: 6; }"  # a fixed size, as in the overview's panels
+
+    def compose(self) -> ComposeResult:
+        yield FilterTable("TIME", "KIND", id="t")
+
+
+async def test_a_frame_drawn_before_the_columns_are_measured_is_not_kept():
+    app = OneTable()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(FilterTable)
+        table.append_rows([Row("a", ("00:00:01", "connection.opened"))])
+        early = table.render_line(1).text  # a frame painted before the table's idle
+        assert "connection.opened" not in early  # columns still at their label widths
+        await pilot.pause()
+        assert "connection.opened" in table.render_line(1).text
+
+
+async def test_a_column_grows_to_fit_an_update_and_does_not_shrink_back():
+    app = OneTable()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(FilterTable)
+        table.set_rows([Row("a", ("00:00:01", "1.0 MiB/s"))])
+        await pilot.pause()
+        kind = list(table.columns.values())[1]
+        assert kind.content_width == len("1.0 MiB/s")
+        table.set_rows([Row("a", ("00:00:01", "999.9 KiB/s"))])
+        await pilot.pause()
+        assert kind.content_width == len("999.9 KiB/s")
+        assert "999.9 KiB/s" in table.render_line(1).text
+        table.set_rows([Row("a", ("00:00:01", "1.0 MiB/s"))])
+        await pilot.pause()
+        assert kind.content_width == len("999.9 KiB/s")  # no jump, no layout
+        assert "1.0 MiB/s" in table.render_line(1).text

@@ -1,0 +1,52 @@
+"""Switching screens stays cheap without going stale: the footer keeps its key widgets while the
+keys are the same and rebuilds them when they change; a theme picked on one screen reaches the
+others when they are shown again."""
+
+from __future__ import annotations
+
+from textual.color import Color
+from textual.widgets._footer import FooterKey
+
+from difpipe_tui.themes import THEMES
+from difpipe_tui.widgets import KeysFooter
+
+SIZE = (120, 40)
+
+
+def footer_keys(app) -> list[FooterKey]:
+    return list(app.screen.query_one(KeysFooter).query(FooterKey))
+
+
+def shown(keys: list[FooterKey]) -> list[tuple[str, str]]:
+    return [(k.key_display, k.description) for k in keys]
+
+
+async def test_the_footer_keeps_its_keys_across_switches_and_follows_the_keymap(seeded_app):
+    app = seeded_app
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        before = footer_keys(app)
+        assert ("c", "Check hosts") in shown(before)
+        await pilot.press("e")
+        assert ("/", "Filter") in shown(footer_keys(app))
+        assert ("c", "Check hosts") not in shown(footer_keys(app))
+        await pilot.press("o")
+        await pilot.pause()
+        assert footer_keys(app) == before  # the same widgets: nothing was rebuilt
+
+        app.set_keymap({"overview.check": "x"})
+        await pilot.pause()
+        assert ("x", "Check hosts") in shown(footer_keys(app))
+        assert ("c", "Check hosts") not in shown(footer_keys(app))
+
+
+async def test_a_theme_picked_on_one_screen_reaches_the_others(seeded_app):
+    app = seeded_app
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e", "o")  # both screens exist, the events one hidden
+        app.theme = "light"
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        table = app.screen.query_one("#events")
+        assert table.styles.background == Color.parse(THEMES["light"].surface)

@@ -70,8 +70,6 @@ def _ends(paths: list[str], command: str) -> dict[str, Any]:
 
 def parse_job_text(text: str, what: str, fmt: str | None = None) -> dict[str, Any]:
     """A job document as a mapping; ``fmt`` is toml, yaml or json, or None to sniff it."""
-    import yaml  # here, not at the top: the console imports this module at launch
-
     if fmt is None:
         stripped = text.lstrip()
         if stripped.startswith("{"):
@@ -82,7 +80,7 @@ def parse_job_text(text: str, what: str, fmt: str | None = None) -> dict[str, An
                 fmt = "toml"
             except tomllib.TOMLDecodeError:
                 fmt = "yaml"
-    import yaml  # only job files need it
+    import yaml  # here, not at the top: the console imports this module at launch
 
     try:
         if fmt == "json":

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import psutil
@@ -62,15 +61,8 @@ def masters_of(home: Path) -> list[psutil.Process]:
 
 @pytest.fixture
 def dirs(lab):
-    tag = uuid.uuid4().hex[:8]
-    out = {}
-    for name in ("edge", "cloud", "storage"):
-        d = Path(lab.hosts[name].root) / f"e2e-{tag}"
-        d.mkdir(parents=True)
-        out[name] = d
-    yield out
-    for d in out.values():
-        subprocess.run(["rm", "-rf", str(d)], check=False)
+    with lab.scratch_dirs("e2e", ("edge", "cloud", "storage")) as made:
+        yield made
 
 
 def random_file(path: Path, size: int) -> Path:

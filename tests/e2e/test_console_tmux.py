@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -26,15 +23,8 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def dirs(lab):
-    tag = uuid.uuid4().hex[:8]
-    made = {}
-    for name in ("edge", "cloud"):
-        d = Path(lab.hosts[name].root) / f"tmux-{tag}"
-        d.mkdir(parents=True)
-        made[name] = d
-    yield made
-    for d in made.values():
-        subprocess.run(["rm", "-rf", str(d)], check=False)
+    with lab.scratch_dirs("tmux", ("edge", "cloud")) as made:
+        yield made
 
 
 def show(term: Terminal, key: str, text: str, tries: int = 5) -> str:

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import os
 import subprocess
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -48,15 +47,8 @@ def sha(path: Path) -> str:
 @pytest.fixture
 def workdirs(lab):
     """A fresh directory under each lab host's root, removed afterwards."""
-    tag = uuid.uuid4().hex[:8]
-    dirs = {}
-    for name in ("edge", "cloud", "storage"):
-        d = Path(lab.hosts[name].root) / f"copy-{tag}"
-        d.mkdir(parents=True)
-        dirs[name] = d
-    yield dirs
-    for d in dirs.values():
-        subprocess.run(["rm", "-rf", str(d)], check=False)
+    with lab.scratch_dirs("copy", ("edge", "cloud", "storage")) as made:
+        yield made
 
 
 def leftover_ssh(config_files: list[Path]) -> list[psutil.Process]:
@@ -121,6 +113,15 @@ class Harness:
 
     def pool(self):
         return SSHPool(self.config, bus=self.bus, known_hosts_file=self.known)
+
+    async def interrupted(self, **kw):
+        """Start a copy, stop it once it saved a checkpoint; its result."""
+        async with self.pool() as pool:
+            handle = await self.start(pool, **kw)
+            while not self.kinds("transfer.checkpoint"):
+                await asyncio.sleep(0.05)
+            handle.cancel()
+            return await handle.wait()
 
     def check_nothing_left(self):
         assert leftover_ssh(self.ssh_configs) == []
@@ -330,12 +331,7 @@ async def test_corrupted_prefix_starts_over(h, workdirs):
         rate_limit=8 * MiB,
         checkpoint_interval=2 * MiB,
     )
-    async with h.pool() as pool:
-        handle = await h.start(pool, **job)
-        while not h.kinds("transfer.checkpoint"):
-            await asyncio.sleep(0.05)
-        handle.cancel()
-        first = await handle.wait()
+    first = await h.interrupted(**job)
     part = workdirs["cloud"] / f"big.bin{PART_SUFFIX}"
     with part.open("r+b") as fh:
         fh.seek(1000)
@@ -630,12 +626,7 @@ async def test_sftp_strategy_copies_verifies_and_resumes(h, workdirs, tmp_path):
         checkpoint_interval=MiB,
         rate_limit=6 * MiB,
     )
-    async with h.pool() as pool:
-        handle = await h.start(pool, **job)
-        while not h.kinds("transfer.checkpoint"):
-            await asyncio.sleep(0.05)
-        handle.cancel()
-        first = await handle.wait()
+    first = await h.interrupted(**job)
     assert first.status == "interrupted"
     h.events.clear()
     second = await h.copy(**{**job, "rate_limit": None})
@@ -912,12 +903,7 @@ async def test_a_resumed_run_verifies_the_bytes_it_sends(h, workdirs, monkeypatc
         checkpoint_interval=2 * MiB,
         retries=0,
     )
-    async with h.pool() as pool:
-        handle = await h.start(pool, **job)
-        while not h.kinds("transfer.checkpoint"):
-            await asyncio.sleep(0.05)
-        handle.cancel()
-        first = await handle.wait()
+    first = await h.interrupted(**job)
     assert first.status == "interrupted"
     saved = h.store.get_checkpoints(first.transfer_id)[0].offset
     assert saved > 0

@@ -35,15 +35,8 @@ pytestmark = pytest.mark.skipif(ssh_available() is None, reason="needs the OpenS
 
 @pytest.fixture
 def workdirs(lab):
-    tag = uuid.uuid4().hex[:8]
-    dirs = {}
-    for name in ("edge", "cloud", "storage", "inner"):
-        d = Path(lab.hosts[name].root) / f"legs-{tag}"
-        d.mkdir(parents=True)
-        dirs[name] = d
-    yield dirs
-    for d in dirs.values():
-        subprocess.run(["rm", "-rf", str(d)], check=False)
+    with lab.scratch_dirs("legs", ("edge", "cloud", "storage", "inner")) as made:
+        yield made
 
 
 class Env:

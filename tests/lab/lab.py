@@ -430,6 +430,21 @@ class Lab:
             argv += ["-J", host.jump]
         return [*argv, host.address, *command]
 
+    @contextlib.contextmanager
+    def scratch_dirs(self, prefix: str, names: Iterable[str]) -> Iterator[dict[str, Path]]:
+        """A fresh directory ``PREFIX-TAG`` under each named host's root, removed afterwards."""
+        tag = os.urandom(4).hex()
+        made = {}
+        for name in names:
+            d = Path(self.hosts[name].root) / f"{prefix}-{tag}"
+            d.mkdir(parents=True)
+            made[name] = d
+        try:
+            yield made
+        finally:
+            for d in made.values():
+                shutil.rmtree(d, ignore_errors=True)
+
     def write_config(
         self,
         path: str | os.PathLike[str],

@@ -11,9 +11,7 @@ seeded data for snapshots (fixed data and helpers: tests/tui/helpers.py).
 
 from __future__ import annotations
 
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -89,15 +87,8 @@ def seeded_app(seeded_bridge: EngineBridge) -> DifpipeApp:
 @pytest.fixture
 def dirs(lab):
     """A fresh directory under the edge, cloud and storage hosts' roots, removed afterwards."""
-    tag = uuid.uuid4().hex[:8]
-    made = {}
-    for name in ("edge", "cloud", "storage"):
-        d = Path(lab.hosts[name].root) / f"tui-{tag}"
-        d.mkdir(parents=True)
-        made[name] = d
-    yield made
-    for d in made.values():
-        subprocess.run(["rm", "-rf", str(d)], check=False)
+    with lab.scratch_dirs("tui", ("edge", "cloud", "storage")) as made:
+        yield made
 
 
 @pytest.fixture

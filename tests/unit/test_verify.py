@@ -1,7 +1,11 @@
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import time
 
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -221,3 +225,42 @@ def test_source_digest_output_takes_one_marked_digest():
         source_digest_output(f"difpipe-digest {digest}\ndifpipe-digest {digest}\n", "sha256")
     with pytest.raises(RemoteCommandError):
         source_digest_output("difpipe-digest not-hex\n", "sha256")
+
+
+def test_a_reader_that_stops_stops_the_source_hash(tmp_path):
+    """The background hash of a source ends with the stream when the reader goes away, instead
+    of reading a large file to its end (the remote session is its own process group)."""
+    tool = digest_argv("sha256", {"openssl", "sha256sum"})
+    assert tool is not None
+    needs_binary(tool[0])
+    big = tmp_path / "big.sparse"
+    with open(big, "wb") as fh:
+        fh.truncate(64 * 1024**3)  # minutes of hashing
+    source = RemoteSource(None, "h", str(big), digest_argv=tool)
+    proc = subprocess.Popen(
+        ["sh", "-c", source.command_line()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    assert len(proc.stdout.read(1024 * 1024)) == 1024 * 1024
+    proc.stdout.close()
+    try:
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while session_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert session_members(proc.pid) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def session_members(sid: int) -> list[int]:
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+    return found

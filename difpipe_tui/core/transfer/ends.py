@@ -216,7 +216,7 @@ class RemoteSource(Source):
         return line
 
     def _digest_line(self) -> str:
-        """``{ d=$(TOOL < PATH) && printf 'difpipe-digest %s' "$d" || fail; } >&2 &``"""
+        """``trap 'kill 0' PIPE HUP; { d=$(TOOL < PATH) && printf ... || fail; } >&2 &``"""
         assert self.digest_argv is not None
         tool = command(*self.digest_argv)
         if self.offset:
@@ -225,7 +225,12 @@ class RemoteSource(Source):
         else:
             hashed = f"{tool} < {quote_arg(self.path)}"
         show = f"printf '%s %s\\n' {DIGEST_MARK} \"$d\""
-        return f"{{ d=$({hashed}) && {show} || echo {FAIL_MARK} digest $?; }} >&2 & "
+        # A reader that goes away (a stop, a cut) leaves the stream with SIGPIPE: the trap then
+        # ends the whole session's process group, so the hash does not read on to the end.
+        return (
+            "trap 'kill 0' PIPE HUP; "
+            f"{{ d=$({hashed}) && {show} || echo {FAIL_MARK} digest $?; }} >&2 & "
+        )
 
     async def open(self) -> None:
         await self.pool.connect(self.host)

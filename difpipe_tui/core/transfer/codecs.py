@@ -36,8 +36,10 @@ COMPRESS_CHOICES: tuple[str, ...] = ("auto", *CODECS)
 #: Below this many bytes of data, compression is not worth starting a codec for.
 MIN_SAMPLE_BYTES = 4 * 1024
 
-#: ``auto`` sends data uncompressed when a sample shrinks to more than this fraction.
-SKIP_RATIO = 0.9
+#: ``auto`` sends data uncompressed when a sample shrinks to more than this fraction: saving
+#: less than a fifth of the bytes does not pay for compressing and decompressing every byte
+#: (a tar stream of random files shrinks to ~89%, only its headers' padding compresses).
+SKIP_RATIO = 0.8
 
 Where = Literal["remote", "local-compress", "local-decompress", "local", "none"]
 
@@ -346,7 +348,7 @@ def choose_codec(
         ratio = estimate_ratio(sample)
         kind = detect_already_compressed(sample)
         if ratio > SKIP_RATIO:
-            what = f"sample is {kind} data" if kind else "sample is already compressed data"
+            what = f"sample is {kind} data" if kind else "sample is mostly incompressible"
             return CodecChoice(
                 "none",
                 None,

@@ -780,9 +780,20 @@ class _Runner:
             with contextlib.suppress(DifpipeError):
                 await d.sink.finish()
             if d.sink.resumable:
-                self._checkpoint(d.sink, st.written, digest if st.written == offset else "")
+                here = digest if st.written == offset else ""
+                if not here and isinstance(relay, SpliceRelay) and self.job.verify != "none":
+                    here = await self._written_prefix_digest(d.sink, st.written)
+                self._checkpoint(d.sink, st.written, here)
             d.result.status = "interrupted"
             d.result.bytes = st.written
+
+    async def _written_prefix_digest(self, sink: Sink, n: int) -> str:
+        """The digest of what the destination holds, for a stop's checkpoint when no byte
+        passed through this process (spliced): one read of the part file on that host."""
+        try:
+            return await sink.prefix_digest(n, self.job.verify) or ""
+        except DifpipeError:
+            return ""
 
     # -- resume --------------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ from .screens import DEFAULT_SCREEN, SCREENS, EngineScreen
 from .screens.help import HelpScreen
 from .themes import CSS_PATH, THEMES
 
+SWITCH_MASK = 0.005
+"""Seconds frames are held when switching to a screen that is already mounted."""
+
 
 class EngineEvents(Message):
     """Engine events are waiting in :attr:`DifpipeApp._pending` (one message per batch)."""
@@ -66,6 +69,7 @@ class DifpipeApp(App[None]):
         self._pending_lock = threading.Lock()
         self._flush_posted = False
         self._history: list[str] = []
+        self._mounted_switch = False
         self._unsubscribe = bridge.subscribe(self._from_engine)
         for t in THEMES.values():
             self.register_theme(t)
@@ -90,6 +94,18 @@ class DifpipeApp(App[None]):
             self.screen.catch_up()
 
     # -- navigation ----------------------------------------------------------------------------
+
+    def switch_mode(self, mode: str):  # type: ignore[override]
+        """Textual masks a mode switch by holding frames for 50 ms, time for a new screen to
+        mount. A screen already mounted (screens stay alive) is ready at once: hold 5 ms."""
+        self._mounted_switch = mode in self._screen_stacks
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._mounted_switch = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        super().delay_update(SWITCH_MASK if self._mounted_switch else delay)
 
     def action_show(self, screen_id: str) -> None:
         if screen_id != self.current_mode:

@@ -4,9 +4,11 @@ others when they are shown again."""
 
 from __future__ import annotations
 
+from textual.app import App
 from textual.color import Color
 from textual.widgets._footer import FooterKey
 
+from difpipe_tui.app import SWITCH_MASK
 from difpipe_tui.themes import THEMES
 from difpipe_tui.widgets import KeysFooter
 
@@ -50,3 +52,27 @@ async def test_a_theme_picked_on_one_screen_reaches_the_others(seeded_app):
         await pilot.pause()
         table = app.screen.query_one("#events")
         assert table.styles.background == Color.parse(THEMES["light"].surface)
+
+
+async def test_a_switch_to_a_mounted_screen_holds_frames_only_briefly(seeded_app):
+    """Textual holds frames 50 ms on a mode switch to hide a screen being mounted; a screen
+    that is mounted already is shown after SWITCH_MASK, and a first visit keeps the 50 ms."""
+    app = seeded_app
+    held: list[float] = []
+    original = App.delay_update
+
+    def spy(self, delay: float = 0.05) -> None:
+        held.append(delay)
+        original(self, delay)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        App.delay_update = spy  # the class's: DifpipeApp.delay_update calls it with its delay
+        try:
+            await pilot.press("e")  # first visit: mounted now
+            await pilot.pause()
+            await pilot.press("o")  # mounted since the start
+            await pilot.pause()
+        finally:
+            App.delay_update = original
+    assert held == [0.05, SWITCH_MASK]

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -348,6 +350,8 @@ def _requested_output(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack on stderr, for a hang
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     output = _requested_output(argv)

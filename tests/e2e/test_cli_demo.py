@@ -324,7 +324,14 @@ def test_the_console_opens_on_the_lab_in_a_terminal(tmp_path, stop):
                 if "demo" in (p.info["cmdline"] or []) and str(labs) in p.info["cmdline"]
             ]
             demo.send_signal(signal.SIGTERM)
-        screen = term.wait_for("exit=", timeout=60)
+        try:
+            screen = term.wait_for("exit=", timeout=60)
+        except AssertionError:  # a hang: show where every thread of difpipe waits
+            for p in psutil.process_iter(["cmdline"]):
+                if "demo" in (p.info["cmdline"] or []) and str(labs) in p.info["cmdline"]:
+                    p.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            raise AssertionError("difpipe demo did not exit:\n" + term.scrollback()) from None
     assert "exit=0" in screen, screen
     assert "demo lab stopped; removed its files" in screen
     assert not list(labs.iterdir())

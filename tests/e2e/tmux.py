@@ -59,6 +59,10 @@ class Terminal:
         """The visible text of the pane, one line per row."""
         return self._tmux("capture-pane", "-p", "-t", "t")
 
+    def scrollback(self, lines: int = 2000) -> str:
+        """The pane's text with up to ``lines`` lines of history above it."""
+        return self._tmux("capture-pane", "-p", "-S", f"-{lines}", "-t", "t")
+
     def styled_screen(self) -> str:
         """The pane with its SGR escape sequences (colours, bold, reverse), one line per row."""
         return self._tmux("capture-pane", "-e", "-p", "-t", "t")

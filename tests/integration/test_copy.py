@@ -65,8 +65,12 @@ def leftover_ssh(config_files: list[Path]) -> list[psutil.Process]:
             continue
         if wanted & set(cmdline):
             found.append(p)
-    mine = psutil.Process().children(recursive=True)
-    found += [p for p in mine if p.name() == "ssh" and p.status() != psutil.STATUS_ZOMBIE]
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.name() == "ssh" and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.NoSuchProcess:  # it ended between the listing and the look
+            continue
     return found
 
 

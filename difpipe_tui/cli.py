@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import json
 import logging
@@ -351,7 +352,8 @@ def _requested_output(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack on stderr, for a hang
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        with contextlib.suppress(OSError, ValueError):  # a stderr with no file descriptor
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     output = _requested_output(argv)

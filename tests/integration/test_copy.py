@@ -561,6 +561,45 @@ async def test_directory_local_to_remote_and_back(h, workdirs, tmp_path):
     assert tree(tmp_path / "down") == tree(src)
 
 
+@pytest.mark.parametrize("direction", ["remote", "local-source"])
+async def test_interrupted_directory_resumes_with_the_files_still_missing(
+    h, workdirs, tmp_path, direction
+):
+    root = workdirs["edge"] if direction == "remote" else tmp_path
+    src = make_tree(root / "resumable-site", files=30)
+    for i in range(24):
+        (src / "d1" / f"-big {i}.bin").write_bytes(os.urandom(256 * 1024))
+    source = f"edge:{src}" if direction == "remote" else str(src)
+    job = dict(
+        source=source,
+        destinations=(f"cloud:{workdirs['cloud']}/",),
+        recursive=True,
+        rate_limit=2 * MiB,
+        checkpoint_interval=MiB,
+    )
+    first = await h.interrupted(**job)
+    assert first.status == "interrupted"
+    staging = workdirs["cloud"] / "resumable-site.difpipe-part"
+    assert staging.is_dir() and not (workdirs["cloud"] / "resumable-site").exists()
+    # between the runs the source changes: a file goes, a file comes
+    gone = next((src / "d2").glob("*.txt"))
+    gone_rel = gone.relative_to(src)
+    os.unlink(gone)
+    (src / "late.txt").write_text("written after the first run")
+
+    h.events.clear()
+    second = await h.copy(**{**job, "rate_limit": None})
+    assert second.status == "done" and second.transfer_id == first.transfer_id
+    resumed = h.kinds("transfer.resume")
+    assert resumed and "already there" in resumed[0].note, resumed
+    assert resumed[0].offset > 0  # the bytes of the files kept
+    sent = second.destinations[0].bytes
+    assert 0 < sent < sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    landed = tree(workdirs["cloud"] / "resumable-site")
+    assert landed == tree(src) and str(gone_rel) not in landed
+    assert not staging.exists()
+
+
 async def test_failed_directory_copy_leaves_the_old_tree(h, workdirs, small_tmpfs):
     mnt, seen = small_tmpfs
     (seen / "site").mkdir()
@@ -574,7 +613,8 @@ async def test_failed_directory_copy_leaves_the_old_tree(h, workdirs, small_tmpf
     )
     assert result.status == "failed"
     assert (seen / "site" / "keep.txt").read_text() == "old tree"
-    assert sorted(os.listdir(seen / "site")) == ["keep.txt"]
+    # nothing under the final name; the staging directory stays for a resume
+    assert sorted(os.listdir(seen / "site")) == ["big-site.difpipe-part", "keep.txt"]
 
 
 @pytest.mark.parametrize("kind", ["random", "log"])

@@ -201,6 +201,7 @@ class RemoteSource(Source):
         self.digest_argv = digest_argv
         self.name = f"{host}:{path}"
         self.window: int | None = None  # None: sized by the pool from the link's round trip
+        self.stdin_data = b""  # what the command reads on its stdin
         self._proc: asyncssh.SSHClientProcess | None = None
 
     def command_line(self) -> str:
@@ -241,6 +242,8 @@ class RemoteSource(Source):
             )
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, self.host) from exc
+        if self.stdin_data:
+            self._proc.stdin.write(self.stdin_data)
         self._proc.stdin.write_eof()
 
     async def read(self, n: int) -> bytes:

@@ -54,6 +54,7 @@ from .sftp import SftpSink, SftpSource
 from .splice import SpliceRelay, can_splice
 from .stream import Relay, SinkState
 from .tarstream import LocalTarSink, LocalTarSource, RemoteTarSink, RemoteTarSource
+from .treeresume import Listing, TreeResume, list_local, list_remote, plan_resume
 from .verify import (
     compare,
     digest_argv,
@@ -289,6 +290,7 @@ class _Runner:
         ]
         self.limiter = TokenBucket(self.job.rate_limit) if self.job.rate_limit else None
         self.warm_pools: asyncio.Task[list[SSHPool]] | None = None
+        self.tree: TreeResume | None = None  # a resumed directory: what it still sends
 
     # -- control -------------------------------------------------------------------------------
 
@@ -802,6 +804,9 @@ class _Runner:
         if self.plan.source.endpoint.is_stdio:
             return 0
         saved = {cp.destination: cp for cp in self.store.get_checkpoints(self.id)}
+        if self.plan.source.kind == "dir":
+            self.tree = await self._resume_tree(todo, saved)
+            return 0
         offsets = []
         for d in todo:
             cp = saved.get(d.plan.label)
@@ -832,6 +837,48 @@ class _Runner:
                     )
                 )
         return min(offsets) if offsets else 0
+
+    async def _resume_tree(
+        self, todo: list[_Dest], saved: dict[str, Checkpoint]
+    ) -> TreeResume | None:
+        """What a directory copy still sends, when every destination kept its staging
+        directory; None (send everything into fresh ones) otherwise."""
+        if not todo or any(d.plan.label not in saved for d in todo) or self.key is not None:
+            return None
+        sinks = [self._make_sink(d) for d in todo]
+        try:
+            staged = await asyncio.gather(*(s.listing() for s in sinks))  # type: ignore[attr-defined]
+            source = await self._source_listing()
+        except DifpipeError:
+            staged, source = [None], None
+        why = ""
+        if source is None:
+            why = "cannot list the source directory (needs GNU find); starting over"
+        elif any(lst is None for lst in staged):
+            why = "no staging directory left; starting over"
+        if why:
+            for d in todo:
+                self._resumed(d, 0, why)
+            return None
+        assert source is not None
+        tree = plan_resume(source, {d.plan.label: lst for d, lst in zip(todo, staged, strict=True)})  # type: ignore[misc]
+        for d, sink in zip(todo, sinks, strict=True):
+            if tree.extra.get(d.plan.label):
+                await sink.remove(tree.extra[d.plan.label])  # type: ignore[attr-defined]
+            self._resumed(d, tree.skipped_bytes, tree.note)
+        return tree
+
+    async def _source_listing(self) -> Listing | None:
+        ep = self.plan.source.endpoint
+        if ep.is_remote:
+            assert ep.host is not None
+            return await list_remote(self.pool, ep.host, ep.path)
+        return await asyncio.to_thread(list_local, ep.path)
+
+    def _resumed(self, d: _Dest, offset: int, note: str) -> None:
+        self.bus.publish(
+            TransferResumed(transfer_id=self.id, destination=d.plan.label, offset=offset, note=note)
+        )
 
     async def _prefix_matches(self, sink: Sink, n: int, cp: Checkpoint) -> bool:
         algo = cp.digest_algo if cp.digest_algo in ("sha256", "blake2b") else "sha256"
@@ -887,16 +934,22 @@ class _Runner:
                     compress_argv=argv,
                     digest=(self.job.verify, tool) if tool is not None else None,
                 )
-            cls = RemoteTarSource if is_dir else RemoteSource
-            return cls(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
+            names = self.tree.stdin() if self.tree is not None else None
+            if is_dir:
+                source = RemoteTarSource(self.pool, ep.host, ep.path, compress_argv=argv)
+                source.names = names
+                return source
+            return RemoteSource(self.pool, ep.host, ep.path, offset=offset, compress_argv=argv)
         if is_dir:
-            return LocalTarSource(ep.path)
+            return LocalTarSource(ep.path, self.tree.stdin() if self.tree is not None else None)
         if ep.is_stdio:
             return StdinSource(self.stdin)
         return LocalSource(ep.path, offset=offset)
 
     def _make_sink(self, d: _Dest) -> Sink:
         sink = self._new_sink(d)
+        if isinstance(sink, RemoteTarSink | LocalTarSink):
+            sink.keep = self.tree is not None
         if self.key is not None:
             sink.resumable = False  # each run encrypts under a new salt: start over
         return sink
@@ -972,6 +1025,8 @@ class _Runner:
         d.last_progress = now
         total = self.plan.source.size
         if total is not None and self.plan.source.kind == "dir":
+            if self.tree is not None:  # a resumed directory sends only what is missing
+                total = self.tree.remaining_bytes
             total = max(total, offset)  # a directory's size is an estimate of its tar stream
         eta = (total - offset) / d.rate if total is not None and d.rate > 0 else None
         self.bus.publish(
@@ -989,8 +1044,8 @@ class _Runner:
         if not sink.resumable or self.plan.source.endpoint.is_stdio:
             return
         d = self._dest_for(sink)
-        if self._relay is not None and self._relay.start > 0:
-            digest = ""  # the stream's hash covers only this run's bytes
+        if (self._relay is not None and self._relay.start > 0) or self.plan.source.kind == "dir":
+            digest = ""  # the stream's hash covers only this run's bytes, or a tar stream's
         self.store.save_checkpoint(
             Checkpoint(
                 transfer_id=self.id,

@@ -18,6 +18,7 @@ from ..errors import DifpipeError, LocalIOError
 from ..remote import command, quote_arg
 from ..ssh import SSHPool
 from .ends import RemoteSink, RemoteSource, Sink, Source, _guard, _must
+from .treeresume import Listing, list_local, list_remote, remove_remote
 from .verify import new_hasher
 
 # $1 = directory. Prints "bytes N" (apparent size, from du -k) and "files N".
@@ -52,21 +53,39 @@ def local_dir_size(path: str) -> tuple[int, int]:
     return total, files
 
 
+def tar_create_argv(path: str, names: bytes | None) -> list[str]:
+    """``tar -cf -`` of the whole of ``path``, or of the entries named on stdin
+    (``names``: NUL-separated, see :meth:`.treeresume.TreeResume.stdin`)."""
+    if names is None:
+        return ["tar", "-C", path, "-cf", "-", "."]
+    return ["tar", "-C", path, "--null", "--no-recursion", "-T", "-", "-cf", "-"]
+
+
 class RemoteTarSource(RemoteSource):
+    """``tar -cf -`` on the host; with ``names``, only those entries (a resumed copy)."""
+
+    names: bytes | None = None
+
     def command_line(self) -> str:
-        line = _guard(command("tar", "-C", self.path, "-cf", "-", "."), "read")
+        line = _guard(command(*tar_create_argv(self.path, self.names)), "read")
         if self.compress_argv:
             line += " | " + _guard(command(*self.compress_argv), "compress")
         return line
+
+    async def open(self) -> None:
+        self.stdin_data = self.names or b""
+        await super().open()
 
 
 class RemoteTarSink(RemoteSink):
     """Extracts into ``TARGET.difpipe-part/`` and renames it over ``TARGET`` when verified."""
 
-    resumable = False
+    keep = False  # a resumed copy: extract over what the staging directory holds
 
     def prepare_line(self) -> str:
         """A fresh, empty staging directory, made by the stream's own command."""
+        if self.keep:
+            return "umask 077; " + _must(command("mkdir", "-p", "--", self.part), "create")
         return (
             "umask 077; "
             + _must(command("rm", "-rf", "--", self.part), "create")
@@ -112,25 +131,42 @@ class RemoteTarSink(RemoteSink):
     async def part_size(self) -> int | None:
         return None
 
+    async def listing(self) -> Listing | None:
+        return await list_remote(self.pool, self.host, self.part)
+
+    async def remove(self, names: list[str]) -> None:
+        await remove_remote(self.pool, self.host, self.part, names)
+
 
 class LocalTarSource(Source):
-    """``tar -cf - .`` of a local directory, run on this machine."""
+    """``tar -cf -`` of a local directory, run on this machine; with ``names``, only those
+    entries (a resumed copy)."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, names: bytes | None = None):
+        self.path, self.names = path, names
         self.name = path
         self._proc: asyncio.subprocess.Process | None = None
+        self._feeding: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                "tar", "-C", self.path, "-cf", "-", ".",
-                stdin=asyncio.subprocess.DEVNULL,
+                *tar_create_argv(self.path, self.names),
+                stdin=asyncio.subprocess.DEVNULL if self.names is None else asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            )
         except OSError as exc:
             raise LocalIOError(f"cannot run tar on {self.path}: {exc.strerror}") from exc
+        if self.names is not None:  # tar reads the names while its output is read
+            self._feeding = asyncio.create_task(self._feed(self.names))
+
+    async def _feed(self, names: bytes) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._proc.stdin.write(names)
+            await self._proc.stdin.drain()
+            self._proc.stdin.close()
 
     async def read(self, n: int) -> bytes:
         assert self._proc is not None and self._proc.stdout is not None
@@ -141,19 +177,30 @@ class LocalTarSource(Source):
 
     async def finish(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
+        if self._feeding is not None:
+            await self._feeding
         err = (await self._proc.stderr.read()).decode(errors="replace").strip()
         if await self._proc.wait() != 0:
             raise LocalIOError(f"{self.path}: tar failed: {err.splitlines()[-1] if err else '?'}")
 
     async def abort(self) -> None:
+        if self._feeding is not None:
+            self._feeding.cancel()
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
-            await self._proc.wait()
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+            # A stream stopped mid-way left its pipe paused with unread data: wait() returns
+            # only once the pipes close, so read what is left to the end.
+            await self._proc.communicate()
 
 
 class LocalTarSink(Sink):
     """Extracts into ``TARGET.difpipe-part/`` on this machine, hashing what it extracts."""
+
+    resumable = True
+    keep = False  # a resumed copy: extract over what the staging directory holds
 
     def __init__(self, target: str, *, algo: str):
         self.target, self.part, self.algo = target, target + ".difpipe-part", algo
@@ -163,6 +210,8 @@ class LocalTarSink(Sink):
 
     async def prepare(self, offset: int) -> None:
         try:
+            if self.keep and os.path.isdir(self.part):
+                return
             shutil.rmtree(self.part, ignore_errors=True)
             os.mkdir(self.part, 0o700)
         except OSError as exc:
@@ -208,6 +257,21 @@ class LocalTarSink(Sink):
 
     async def discard(self) -> None:
         shutil.rmtree(self.part, ignore_errors=True)
+
+    async def listing(self) -> Listing | None:
+        return await asyncio.to_thread(list_local, self.part) if os.path.isdir(self.part) else None
+
+    async def remove(self, names: list[str]) -> None:
+        def rm() -> None:
+            for name in names:
+                path = os.path.join(self.part, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+
+        await asyncio.to_thread(rm)
 
     async def abort(self) -> None:
         if self._proc is not None and self._proc.returncode is None:

@@ -977,3 +977,36 @@ async def test_a_source_digest_that_never_comes_lands_nothing(h, workdirs, monke
     assert result.status == "failed"
     assert "no digest" in result.destinations[0].error
     assert target.read_bytes() == b"previous good copy"
+
+
+async def test_more_openssh_legs_than_sshd_allows_sessions_still_land(lab, workdirs, tmp_path):
+    """sshd's default MaxSessions is 10 per connection: twelve copies at once through one
+    engine (as the console runs them) still land."""
+    h = Harness(lab, tmp_path, "openssh")
+    src = random_file(workdirs["edge"] / "many.bin", 2 * MiB)
+    try:
+        with lab.max_sessions("cloud", None):
+            async with h.pool() as pool:
+                engine = h.engine(pool)
+                handles = [
+                    await engine.start(
+                        CopyJob(
+                            source=f"edge:{src}",
+                            destinations=(f"cloud:{workdirs['cloud']}/many-{i}.bin",),
+                            rate_limit=MiB,
+                        )
+                    )
+                    for i in range(12)
+                ]
+                results = await asyncio.gather(*(hd.wait() for hd in handles))
+                await engine.close()
+        assert [r.status for r in results] == ["done"] * 12, [
+            r.destinations[0].error for r in results
+        ]
+        assert {r.destinations[0].transport for r in results} == {"openssh"}
+        assert not h.kinds("transfer.retry")
+        for i in range(12):
+            assert sha(workdirs["cloud"] / f"many-{i}.bin") == sha(src)
+        h.check_nothing_left()
+    finally:
+        h.store.close()

@@ -1,6 +1,7 @@
 """The "Advanced" part of the new-transfer form: the options of ``difpipe copy`` that most
 transfers leave alone — strategy, transport, compression level, ``--parallel``, the checkpoint
-interval and an ``--encrypt`` key file on this machine.
+interval, retries, the buffer per destination, ``--fail-fast``, ``--no-overwrite`` and an
+``--encrypt`` key file on this machine.
 
 Collapsed it is one line, so the form still fits 80x24. :meth:`AdvancedOptions.read` turns the
 fields into job fields with the parsing a job file gets (:func:`job_from_mapping`) and the key
@@ -15,7 +16,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Collapsible, Input, Label, Select
+from textual.widgets import Checkbox, Collapsible, Input, Label, Select
 
 from ..core.errors import DifpipeError, UsageError
 from ..core.transfer.encrypt import load_key
@@ -30,6 +31,8 @@ LABELS = {
     "level": "Level",
     "parallel": "Parallel",
     "checkpoint": "Checkpoint every",
+    "retries": "Retries",
+    "buffer": "Buffer",
     "encrypt": "Encrypt key",
 }
 
@@ -64,7 +67,9 @@ class AdvancedOptions(Collapsible):
     AdvancedOptions > CollapsibleTitle { padding: 0; color: $text-muted; }
     AdvancedOptions #strategy, AdvancedOptions #transport { width: 12; margin-right: 2; }
     AdvancedOptions #level, AdvancedOptions #parallel { width: 6; margin-right: 2; }
-    AdvancedOptions #checkpoint { width: 8; }
+    AdvancedOptions #checkpoint, AdvancedOptions #buffer { width: 8; margin-right: 2; }
+    AdvancedOptions #retries { width: 6; margin-right: 2; }
+    AdvancedOptions Checkbox { margin-right: 2; }
     AdvancedOptions #encrypt { width: 1fr; }
     """
 
@@ -106,6 +111,27 @@ class AdvancedOptions(Collapsible):
         yield Label("", id="parallel-error", classes="field-error")
         yield Label("", id="checkpoint-error", classes="field-error")
         with Horizontal(classes="form-row"):
+            yield Label("Retries", classes="form-label")
+            yield Input(placeholder=str(CopyJob.retries), compact=True, id="retries")
+            yield Label("Buffer ")
+            yield Input(placeholder=f"{CopyJob.buffer >> 20}M", compact=True, id="buffer")
+            yield Checkbox(
+                "Overwrite",
+                CopyJob.overwrite,
+                compact=True,
+                id="overwrite",
+                tooltip="replace a file already at the destination",
+            )
+            yield Checkbox(
+                "Fail fast",
+                CopyJob.fail_fast,
+                compact=True,
+                id="fail-fast",
+                tooltip="stop every destination when one fails",
+            )
+        yield Label("", id="retries-error", classes="field-error")
+        yield Label("", id="buffer-error", classes="field-error")
+        with Horizontal(classes="form-row"):
             yield Label("Encrypt key", classes="form-label")
             yield Input(
                 placeholder="none, or a key file here (difpipe keygen)", compact=True, id="encrypt"
@@ -142,6 +168,20 @@ class AdvancedOptions(Collapsible):
                 errors["checkpoint"] = _message(
                     err, "checkpoint_interval: ", "--checkpoint-interval: "
                 )
+        if text := self._text("retries"):
+            try:
+                data["retries"] = checked("retries", _integer(text))
+            except UsageError as err:
+                errors["retries"] = _message(err, "--retries: ")
+        if text := self._text("buffer"):
+            try:
+                data["buffer"] = checked("buffer", text)
+            except UsageError as err:
+                errors["buffer"] = _message(err, "buffer: ", "--buffer: ")
+        if self.query_one("#overwrite", Checkbox).value != CopyJob.overwrite:
+            data["overwrite"] = not CopyJob.overwrite
+        if self.query_one("#fail-fast", Checkbox).value != CopyJob.fail_fast:
+            data["fail_fast"] = not CopyJob.fail_fast
         if text := self._text("encrypt"):
             path = os.path.abspath(os.path.expanduser(text))
             try:
@@ -163,6 +203,14 @@ def options_text(job: CopyJob) -> str:
         lines.append(("encrypt", f"AES-256-GCM, key {job.encrypt} (this machine)"))
     if job.checkpoint_interval != CopyJob.checkpoint_interval:
         lines.append(("checkpoint", f"every {human_bytes(job.checkpoint_interval)}"))
+    if job.retries != CopyJob.retries:
+        lines.append(("retries", str(job.retries)))
+    if job.buffer != CopyJob.buffer:
+        lines.append(("buffer", f"{human_bytes(job.buffer)} per destination"))
+    if not job.overwrite:
+        lines.append(("overwrite", "no: a destination that exists fails"))
+    if job.fail_fast:
+        lines.append(("fail fast", "one destination failing stops the others"))
     if not lines:
         return ""
     width = max(14, *(len(k) + 2 for k, _ in lines))  # the plan's own column

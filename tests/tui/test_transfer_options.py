@@ -5,11 +5,12 @@ options, and a bad value is an error on its own field.
 
 from __future__ import annotations
 
-from textual.widgets import Select, Static
+from textual.widgets import Checkbox, Select, Static
 
 from difpipe_tui.core.store import Store
 from difpipe_tui.core.transfer.codecs import COMPRESS_CHOICES
 from difpipe_tui.core.transfer.encrypt import decrypt_file, generate_key
+from difpipe_tui.screens.transfer_options import AdvancedOptions
 from tests.tui.helpers import random_file, wait_until
 from tests.tui.transfer_steps import advanced, fill, open_form, pick, start, wait_state
 
@@ -65,7 +66,13 @@ async def test_bad_advanced_values_show_on_their_fields(seeded_app, tmp_path):
         form.ends()[1].fill("local", "/srv/b")
         await pick(pilot, form.query_one("#compress", Select), list(COMPRESS_CHOICES), "zstd")
         await advanced(
-            pilot, level="99", parallel="0", checkpoint="10K", encrypt=str(tmp_path / "no.key")
+            pilot,
+            level="99",
+            parallel="0",
+            checkpoint="10K",
+            retries="101",
+            buffer="10K",
+            encrypt=str(tmp_path / "no.key"),
         )
         form.query_one("#advanced").collapsed = True
         await pilot.press("ctrl+s")
@@ -77,14 +84,29 @@ async def test_bad_advanced_values_show_on_their_fields(seeded_app, tmp_path):
         assert error("level") == "Level: zstd takes 1..19, got 99"
         assert error("parallel") == "Parallel: expected 1..16, got 0"
         assert error("checkpoint") == "Checkpoint every: at least 1M"
+        assert error("retries") == "Retries: expected 0..100, got 101"
+        assert error("buffer") == "Buffer: at least 1M"
         missing = tmp_path / "no.key"
         assert error("encrypt") == f"Encrypt key: {missing}: cannot read the key file: " + (
             "No such file or directory"
         )
         assert not form.query_one("#advanced").collapsed  # opened to show its errors
         assert pilot.app.screen is form
-        await advanced(pilot, level="x", parallel="2", checkpoint="8M", encrypt="")
+        await advanced(
+            pilot, level="x", parallel="2", checkpoint="8M", retries="0", buffer="4M", encrypt=""
+        )
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert error("level") == 'Level: expected a whole number, got "x"'
         assert not error("parallel") and not error("checkpoint") and not error("encrypt")
+        assert not error("retries") and not error("buffer")
+        form.query_one("#overwrite", Checkbox).value = False
+        form.query_one("#fail-fast", Checkbox).value = True
+        data, errors = form.query_one(AdvancedOptions).read("zstd")
+        assert errors == {"level": 'Level: expected a whole number, got "x"'}
+        assert {k: data[k] for k in ("retries", "buffer", "overwrite", "fail_fast")} == {
+            "retries": 0,
+            "buffer": 4 * 1024 * 1024,
+            "overwrite": False,
+            "fail_fast": True,
+        }

@@ -103,7 +103,8 @@ async def test_resume_an_interrupted_transfer_to_identical_bytes(lab, home, dirs
 
         await pilot.press("r")
         await wait_until(lambda: cell_texts(app, "#checkpoints")[0][1] == "RUNNING")
-        assert any(n.title == f"Resumed {tid}" for n in app._notifications)
+        # the row can show RUNNING (the store) before the engine's answer reaches the screen
+        await wait_until(lambda: any(n.title == f"Resumed {tid}" for n in app._notifications))
 
         await pilot.press("d", "y")  # a running transfer is not deleted
         await wait_until(lambda: any("running" in n.message for n in errors(app)))

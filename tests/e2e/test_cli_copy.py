@@ -240,3 +240,37 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(dp, dirs):
     summary = resumed.json()
     assert summary["status"] == "done" and summary["resumed_from"] > 0
     assert sha(dirs["cloud"] / "int.bin") == sha(src)
+
+
+def test_ctrl_c_of_a_local_tree_then_a_rerun_sends_only_the_rest(dp, dirs, tmp_path):
+    """Ctrl-C in a terminal reaches the whole foreground process group, tar too: the copy
+    still stops cleanly, and the same command again resumes the tree."""
+    src = tmp_path / "tree"
+    src.mkdir()
+    for i in range(24):
+        (src / f"part {i}.bin").write_bytes(os.urandom(256 * 1024))
+    argv = [str(DIFPIPE), "--config", str(dp.config), "copy", "-r", str(src)]
+    argv += [f"cloud:{dirs['cloud']}/"]
+    slow = ["--rate-limit", "2M", "--checkpoint-interval", "1M", "--progress", "json"]
+    proc = subprocess.Popen(
+        argv + slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=dp.environment(),
+        text=True,
+        start_new_session=True,
+    )
+    _wait_for_checkpoint(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "resume with:" in err and "failed" not in err
+    again = dp(*argv[3:], "--progress", "json", timeout=120)
+    assert again.code == 0, str(again)
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    resumed = [e for e in events if e.get("kind") == "transfer.resume"]
+    assert resumed and "already there" in resumed[0]["note"], resumed
+    for i in range(24):
+        name = f"part {i}.bin"
+        assert sha(dirs["cloud"] / "tree" / name) == sha(src / name)

@@ -155,6 +155,7 @@ class LocalTarSource(Source):
                 stdin=asyncio.subprocess.DEVNULL if self.names is None else asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C stops the copy, which then stops tar
             )
         except OSError as exc:
             raise LocalIOError(f"cannot run tar on {self.path}: {exc.strerror}") from exc
@@ -223,6 +224,7 @@ class LocalTarSink(Sink):
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C stops the copy, which then stops tar
         )  # fmt: skip
 
     async def write(self, data: bytes) -> None:

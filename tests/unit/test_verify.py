@@ -4,6 +4,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from difpipe_tui.core.errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
 from difpipe_tui.core.remote import pipeline
-from difpipe_tui.core.transfer.ends import RemoteSource
+from difpipe_tui.core.transfer.ends import RemoteSink, RemoteSource
 from difpipe_tui.core.transfer.verify import (
     DIGESTS,
     compare,
@@ -206,6 +207,35 @@ def test_a_source_that_hashes_prints_the_digest_of_what_it_sends(algo, offset, s
     expected.update(sent)
     assert source_digest_output(stderr, algo) == expected.hexdigest()
     assert "difpipe-fail" not in stderr
+
+
+@pytest.mark.parametrize("algo", ["sha256", "blake2b"])
+@pytest.mark.parametrize("offset", [0, 299_999])
+def test_a_sink_that_hashes_prints_the_digest_of_what_it_writes(algo, offset, tmp_path):
+    """The stream command of a sink asked to hash: the part file gets the bytes (after the
+    kept prefix of a resumed run) and stdout the digest of exactly the bytes written."""
+    needs_binary("openssl")
+    sink = RemoteSink(None, "h", str(tmp_path / "f"), algo=algo, tools={"openssl"})
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    kept = os.urandom(offset)
+    Path(sink.part).write_bytes(kept + b"tail that the resume cuts off")
+    sink._offset, sink._append = offset, offset > 0
+    run = subprocess.run(["sh", "-c", sink.command_line()], input=data, capture_output=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b""
+    assert Path(sink.part).read_bytes() == kept + data
+    expected = new_hasher(algo)
+    expected.update(data)
+    assert parse_digest_output(run.stdout.decode(), algo) == expected.hexdigest()
+
+
+def test_a_sink_that_cannot_write_reports_the_stage(tmp_path):
+    needs_binary("openssl")
+    sink = RemoteSink(None, "h", str(tmp_path / "f"), algo="sha256", tools={"openssl"})
+    sink.part = str(tmp_path / "gone" / "f.part")  # its directory does not exist
+    line = sink.stream_line()
+    run = subprocess.run(["sh", "-c", line], input=b"x" * 100_000, capture_output=True)
+    assert b"difpipe-fail write" in run.stderr
 
 
 def test_a_source_that_cannot_read_reports_both_stages(tmp_path):

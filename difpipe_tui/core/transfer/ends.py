@@ -417,10 +417,19 @@ class RemoteSink(Sink):
         return self.prepare_line() + " && " + self.stream_line()
 
     def stream_line(self) -> str:
+        """Write the part file; with a digest, ``tee`` it into the digest tool (on stdout).
+
+        ``tee`` reads 8 KiB per call: reading the session's pipe that way makes sshd and the
+        ssh client behind it move the stream in small pieces, which cost them more CPU than
+        the digest itself. A ``cat`` (or the decompressor) in front drains the pipe in large
+        reads and hands ``tee`` the same bytes.
+        """
         stages = []
         if self.decompress_argv:
             stages.append(_guard(command(*self.decompress_argv), "decompress"))
         if self.digest_argv:
+            if not self.decompress_argv:
+                stages.append(_guard("cat", "receive"))
             tee = ["tee", "-a", "--", self.part] if self._append else ["tee", "--", self.part]
             stages.append(_guard(command(*tee), "write"))
             stages.append(command(*self.digest_argv))

@@ -1,4 +1,4 @@
-from difpipe_tui.cli import main
+from difpipe_tui.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -16,6 +16,7 @@ import contextlib
 import faulthandler
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -350,6 +351,25 @@ def _requested_output(argv: list[str]) -> str:
     return output
 
 
+# Commands after which the process has nothing left to tear down: their engine is closed, the
+# store committed and closed, and every byte written. Python's own teardown of the ~600 modules
+# they load then takes 0.1-0.15 s of CPU, as long as the survey of both hosts.
+_EXIT_AT_ONCE = frozenset({"copy", "analyze"})
+_finished: list[str] = []
+
+
+def run() -> None:
+    """The ``difpipe`` program: :func:`main`, then, after a copy, exit at once."""
+    code = main()
+    if _finished and _finished[-1] in _EXIT_AT_ONCE:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack on stderr, for a hang
         with contextlib.suppress(OSError, ValueError):  # a stderr with no file descriptor
@@ -372,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         command = COMMANDS.get((args.command, getattr(args, "action", None)))
         if command is None:
             raise UsageError(f"difpipe {args.command}: an action is required", hint="see --help")
-        return int(command(args))
+        code = int(command(args))
+        _finished.append(args.command)
+        return code
     except DifpipeError as err:
         if output in ("json", "yaml"):
             emit_doc(err.to_dict(), output)

@@ -962,3 +962,40 @@ def test_decrypt_with_the_wrong_key(capsys, tmp_path, encrypted):
     code, _, err = run(capsys, "decrypt", "--key", str(other), str(enc), "out")
     assert code == 8
     assert "failed authentication" in err
+
+
+class _Exited(Exception):
+    pass
+
+
+def _fake_exit(code: int) -> None:
+    raise _Exited(code)
+
+
+def test_run_exits_at_once_after_a_copy(monkeypatch, capsys):
+    """After a copy nothing is left to tear down: the process ends without Python's teardown,
+    after flushing what it printed."""
+
+    def fake_main() -> int:
+        print("summary")
+        cli._finished.append("copy")
+        return 9
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(cli.os, "_exit", _fake_exit)
+    with pytest.raises(_Exited) as info:
+        cli.run()
+    assert info.value.args == (9,)
+    assert capsys.readouterr().out == "summary\n"
+
+
+def test_run_exits_normally_after_other_commands(monkeypatch):
+    def fake_main() -> int:
+        cli._finished.append("hosts")
+        return 0
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(cli.os, "_exit", _fake_exit)
+    with pytest.raises(SystemExit) as info:
+        cli.run()
+    assert info.value.code == 0

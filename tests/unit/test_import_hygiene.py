@@ -29,3 +29,26 @@ def test_headless_cli_imports_no_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_importing_asyncssh_runs_no_compiler():
+    """asyncssh's liboqs lookup must not start gcc or ld (it did, twice, on every command)."""
+    code = (
+        "import subprocess\n"
+        "def refuse(*a, **k):\n"
+        "    raise AssertionError(f'process started while importing: {a!r}')\n"
+        "subprocess.Popen = refuse\n"
+        "import difpipe_tui.core.ssh\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_liboqs_is_found_where_the_loader_looks(tmp_path, monkeypatch):
+    """The quick lookup still finds liboqs, so post-quantum key exchange stays available."""
+    lib = tmp_path / "liboqs.so.5"
+    lib.write_bytes(b"")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
+    assert difpipe_tui.core._find_library_fast("oqs") == str(lib)
+    assert difpipe_tui.core._find_library_fast("liboqs") != str(lib)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import glob
 import os
 import sys
@@ -40,9 +41,15 @@ def _ld_conf_dirs(path: str, depth: int = 0) -> list[str]:
     return dirs
 
 
-def _loader_dirs() -> list[str]:
+@functools.cache
+def _system_dirs() -> tuple[str, ...]:
+    """The directories of /etc/ld.so.conf and the default ones, read once."""
+    return (*_ld_conf_dirs("/etc/ld.so.conf"), *_DEFAULT_DIRS)
+
+
+def _loader_dirs() -> tuple[str, ...]:
     env = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    return [*env, *_ld_conf_dirs("/etc/ld.so.conf"), *_DEFAULT_DIRS]
+    return (*env, *_system_dirs())
 
 
 def _find_in_loader_path(name: str) -> str | None:

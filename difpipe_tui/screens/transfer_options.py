@@ -37,6 +37,22 @@ LABELS = {
 }
 
 
+#: The typed fields: input id, job field, whole number (else a size text), and the prefixes
+#: the job parser's messages carry, which the field's own label replaces.
+TEXT_FIELDS = (
+    ("level", "level", True, ("level: ", "--level: ")),
+    ("parallel", "parallel", True, ("--parallel: ",)),
+    (
+        "checkpoint",
+        "checkpoint_interval",
+        False,
+        ("checkpoint_interval: ", "--checkpoint-interval: "),
+    ),
+    ("retries", "retries", True, ("--retries: ",)),
+    ("buffer", "buffer", False, ("buffer: ", "--buffer: ")),
+)
+
+
 def checked(field: str, value: Any, **context: Any) -> Any:
     """``value`` of job field ``field`` parsed and checked as in a job file; ``context`` holds
     the other fields the check depends on (``compress`` for ``level``). The ends are
@@ -151,33 +167,13 @@ class AdvancedOptions(Collapsible):
         transport = str(self.query_one("#transport", Select).value)
         if transport != CONFIG_TRANSPORT:
             data["transport"] = transport
-        if text := self._text("level"):
-            try:
-                data["level"] = checked("level", _integer(text), compress=compress)
-            except UsageError as err:
-                errors["level"] = _message(err, "level: ", "--level: ")
-        if text := self._text("parallel"):
-            try:
-                data["parallel"] = checked("parallel", _integer(text))
-            except UsageError as err:
-                errors["parallel"] = _message(err, "--parallel: ")
-        if text := self._text("checkpoint"):
-            try:
-                data["checkpoint_interval"] = checked("checkpoint_interval", text)
-            except UsageError as err:
-                errors["checkpoint"] = _message(
-                    err, "checkpoint_interval: ", "--checkpoint-interval: "
-                )
-        if text := self._text("retries"):
-            try:
-                data["retries"] = checked("retries", _integer(text))
-            except UsageError as err:
-                errors["retries"] = _message(err, "--retries: ")
-        if text := self._text("buffer"):
-            try:
-                data["buffer"] = checked("buffer", text)
-            except UsageError as err:
-                errors["buffer"] = _message(err, "buffer: ", "--buffer: ")
+        for box, field, whole, prefixes in TEXT_FIELDS:
+            if text := self._text(box):
+                context = {"compress": compress} if field == "level" else {}
+                try:
+                    data[field] = checked(field, _integer(text) if whole else text, **context)
+                except UsageError as err:
+                    errors[box] = _message(err, *prefixes)
         if self.query_one("#overwrite", Checkbox).value != CopyJob.overwrite:
             data["overwrite"] = not CopyJob.overwrite
         if self.query_one("#fail-fast", Checkbox).value != CopyJob.fail_fast:

@@ -846,8 +846,10 @@ class _Runner:
         if not todo or any(d.plan.label not in saved for d in todo) or self.key is not None:
             return None
         sinks = [self._make_sink(d) for d in todo]
+        assert all(isinstance(s, RemoteTarSink | LocalTarSink) for s in sinks)
+        tar_sinks: list[RemoteTarSink | LocalTarSink] = sinks  # type: ignore[assignment]
         try:
-            staged = await asyncio.gather(*(s.listing() for s in sinks))  # type: ignore[attr-defined]
+            staged = await asyncio.gather(*(s.listing() for s in tar_sinks))
             source = await self._source_listing()
         except DifpipeError:
             staged, source = [None], None
@@ -862,9 +864,9 @@ class _Runner:
             return None
         assert source is not None
         tree = plan_resume(source, {d.plan.label: lst for d, lst in zip(todo, staged, strict=True)})  # type: ignore[misc]
-        for d, sink in zip(todo, sinks, strict=True):
+        for d, sink in zip(todo, tar_sinks, strict=True):
             if tree.extra.get(d.plan.label):
-                await sink.remove(tree.extra[d.plan.label])  # type: ignore[attr-defined]
+                await sink.remove(tree.extra[d.plan.label])
             self._resumed(d, tree.skipped_bytes, tree.note)
         return tree
 

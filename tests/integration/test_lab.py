@@ -223,9 +223,14 @@ def test_drop_loses_packets_but_tcp_recovers(lab: Lab) -> None:
         )
         assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
     finally:
+        # Heal first: ssh's goodbye to the server must not wait out retransmits.
+        lab.heal("bastion")
         master.terminate()
-        master.communicate(timeout=10)
-    lab.heal("bastion")
+        try:
+            master.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.communicate()
     assert "difpipe_lab" not in lab.nft_ruleset("bastion")
 
 

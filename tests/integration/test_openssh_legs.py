@@ -101,8 +101,10 @@ async def relay(ctx, src_host, src_path, dst_host, target, *, algo="sha256"):
     return outcome, dest_digest
 
 
-def ssh_children() -> list[psutil.Process]:
-    """ssh processes among this test process's descendants (masters are daemons: not ours)."""
+_before_test: set[int] = set()
+
+
+def _live_ssh_children() -> list[psutil.Process]:
     found = []
     for p in psutil.Process().children(recursive=True):
         try:
@@ -111,6 +113,19 @@ def ssh_children() -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+@pytest.fixture(autouse=True)
+def _ssh_baseline():
+    """Remember the ssh children an earlier test left, so each test answers for its own."""
+    _before_test.clear()
+    _before_test.update(p.pid for p in _live_ssh_children())
+    yield
+
+
+def ssh_children() -> list[psutil.Process]:
+    """ssh processes this test started that still run (masters are daemons: not ours)."""
+    return [p for p in _live_ssh_children() if p.pid not in _before_test]
 
 
 def processes_using(config_file: Path) -> list[psutil.Process]:

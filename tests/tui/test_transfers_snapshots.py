@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from difpipe_tui.core import events as ev
 from difpipe_tui.screens.transfer_form import TransferForm
-from tests.tui.helpers import T0, publish_fixed
+from tests.tui.helpers import T0, publish_fixed, wait_until
 
 SIZES = [(120, 40), (80, 24)]
 MiB = 1024 * 1024
@@ -126,7 +126,14 @@ async def _shown(pilot) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.press("t")
     await publish_fixed(pilot.app, TRANSFER_EVENTS)
-    await pilot.pause(0.4)  # one redraw of the throttled table
+    screen = pilot.app.screen
+
+    def drawn() -> bool:
+        """the throttled table drew both transfers"""
+        return len(screen.live.transfers) == 2 and not screen._dirty
+
+    await wait_until(drawn)
+    await pilot.pause()
 
 
 async def _form(pilot) -> TransferForm:

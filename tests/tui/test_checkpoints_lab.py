@@ -130,6 +130,7 @@ async def test_resume_with_the_source_host_down_names_it(lab, home, dirs, make_b
         destinations=(f"cloud:{dirs['cloud']}/",),
         rate_limit=2 * MiB,
         checkpoint_interval=MiB,
+        retries=1,  # one backoff: still connecting at the second r, failed soon after
     )
     tid, _, _ = await interrupted_copy(home, job)
     text = (home / "difpipe.toml").read_text()

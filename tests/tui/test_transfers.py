@@ -100,7 +100,7 @@ async def test_fan_out_to_two_destinations(lab_app, dirs):
 
 
 async def test_pause_stops_the_bytes_and_resume_finishes(lab_app, dirs):
-    src = random_file(dirs["edge"] / "slow.bin", 6 * MiB)
+    src = random_file(dirs["edge"] / "slow.bin", 4 * MiB)
     part = dirs["cloud"] / f"slow.bin{PART_SUFFIX}"
     async with lab_app.run_test(size=SIZE, notifications=True) as pilot:
         app = lab_app
@@ -162,7 +162,7 @@ async def test_stop_asks_then_leaves_a_checkpoint(lab_app, dirs):
 
 
 async def test_quitting_the_console_stops_with_a_resumable_checkpoint(lab_home, dirs):
-    src = random_file(dirs["edge"] / "quit.bin", 16 * MiB)
+    src = random_file(dirs["edge"] / "quit.bin", 5 * MiB)
     app = build_app(home=lab_home, sysinfo=FIXED_SYS)  # the app owns and closes its bridge
     async with app.run_test(size=SIZE) as pilot:
         await open_form(pilot)

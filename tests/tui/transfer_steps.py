@@ -2,15 +2,16 @@
 
 - ``open_form(pilot)``: ``t`` then ``n``; the source path has the focus.
 - ``fill(pilot, source=(host, path), destinations=[(host, path), ...], rate=..., compress=...)``:
-  types into the form the way a person does (tab, the pickers' menus, ctrl+n for a row).
+  fills the form the way a person does (tab, the pickers' menus, ctrl+n for a row, paths pasted).
 - ``advanced(pilot, parallel="2", encrypt=...)``: opens the form's Advanced section with keys and
-  types into its fields.
+  types into its fields (pastes the long ones).
 - ``start(pilot)``: ctrl+s in the form; the id of the transfer it started, once its row shows.
 - ``row_state(app, transfer_id)`` / ``wait_state(app, transfer_id, state)``: the STATE cell.
 """
 
 from __future__ import annotations
 
+from textual import events
 from textual.widgets import Input, Select
 
 from difpipe_tui.app import DifpipeApp
@@ -41,10 +42,19 @@ async def pick(pilot, select: Select, values: list[str], value: str) -> None:
     assert select.value == value
 
 
+async def paste(pilot, box: Input, text: str) -> None:
+    """Paste ``text`` into ``box``, as a terminal's bracketed paste delivers it (a long path
+    typed key by key costs a test seconds)."""
+    box.post_message(events.Paste(text))
+    await pilot.pause()
+
+
 async def fill_end(pilot, row: EndRow, host: str, path: str) -> None:
     form = pilot.app.screen
     await pick(pilot, row.query_one(Select), [*form.hosts, LOCAL], host)
-    await pilot.press("tab", *path)
+    await pilot.press("tab")
+    assert pilot.app.focused is row.query_one(Input)
+    await paste(pilot, row.query_one(Input), path)
     assert row.query_one(Input).value == path
 
 
@@ -86,7 +96,10 @@ async def advanced(pilot, **fields: str) -> TransferForm:
         box = form.query_one(f"#{name}", Input)
         box.focus()
         box.value = ""
-        await pilot.press(*text)
+        if len(text) > 8:
+            await paste(pilot, box, text)
+        else:
+            await pilot.press(*text)
         assert box.value == text
     return form
 

@@ -41,7 +41,7 @@ class HelpScreen(ModalScreen[None]):
             if rows:
                 table.add_row(Text(title, style="italic"), "")
                 for row in rows:
-                    table.add_row(*row)
+                    table.add_row(*(Text(cell) for cell in row))  # keys such as [ are no markup
         return table
 
     def sections(self) -> dict[str, list[tuple[str, str]]]:

@@ -21,6 +21,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 
 from ..core import config as cfg
 from ..core.errors import DifpipeError
+from ..widgets.table import plain
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 COLUMNS = ("HOST", "ACTION", "DETAIL")
@@ -136,7 +137,7 @@ class ImportScreen(ModalScreen[list[str] | None]):
         table.clear(columns=True)  # new columns: their widths follow the new rows
         table.add_columns(*COLUMNS)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(plain, row))
         box = self.query_one("#import-error", Static)
         box.update(error)
         box.display = bool(error)

@@ -91,7 +91,7 @@ class FilterTable(DataTable):
         for row in rows:
             self._rows[row.key] = row
             if self._matcher(row, self.filter_text):
-                self.add_row(*row.cells, key=row.key)
+                self.add_row(*map(plain, row.cells), key=row.key)
         if limit is not None:
             while len(self._rows) > limit:
                 key = next(iter(self._rows))
@@ -118,7 +118,7 @@ class FilterTable(DataTable):
             cursor = self._cursor_key()
             self.clear()
             for row in wanted:
-                self.add_row(*row.cells, key=row.key)
+                self.add_row(*map(plain, row.cells), key=row.key)
             if cursor in keys:
                 self.move_cursor(row=keys.index(cursor), animate=False)
             return
@@ -129,7 +129,13 @@ class FilterTable(DataTable):
                 if old is not None and i < len(old.cells) and old.cells[i] == value:
                     continue  # an unchanged cell costs nothing to keep
                 wider = _width(value) > self.columns[col].content_width
-                self.update_cell(row.key, col, value, update_width=wider)
+                self.update_cell(row.key, col, plain(value), update_width=wider)
+
+
+def plain(value: Any) -> Any:
+    """A text cell as literal text. DataTable reads a ``str`` cell as Rich markup, every time
+    it draws it: a path with ``[/b]`` in it raised an error and ``[bold]`` vanished."""
+    return Text(value, no_wrap=True, end="") if isinstance(value, str) else value
 
 
 def _width(value: Any) -> int:

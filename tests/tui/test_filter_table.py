@@ -41,3 +41,20 @@ async def test_a_column_grows_to_fit_an_update_and_does_not_shrink_back():
         await pilot.pause()
         assert kind.content_width == len("999.9 KiB/s")  # no jump, no layout
         assert "1.0 MiB/s" in table.render_line(1).text
+
+
+async def test_cells_are_literal_text_never_markup():
+    """Paths and event details come from hosts and users: ``[/b]`` once raised a MarkupError
+    that took the console down, and ``[bold]`` vanished from the path shown."""
+    app = OneTable()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(FilterTable)
+        table.append_rows([Row("a", ("edge:/srv/[bold]x", "a[/b]c"))])
+        await pilot.pause()
+        assert "edge:/srv/[bold]x" in table.render_line(1).text
+        table.set_rows([Row("a", ("edge:/srv/[bold]x", "a[/b]c")), Row("b", ("[red]", "[/]"))])
+        await pilot.pause()
+        table.set_rows([Row("a", ("edge:/srv/[bold]x", "z[/i]")), Row("b", ("[red]", "[/]"))])
+        await pilot.pause()
+        assert "z[/i]" in table.render_line(1).text
+        assert "[red]" in table.render_line(2).text and "[/]" in table.render_line(2).text

@@ -13,7 +13,9 @@ Three measurements, each against a target of issue 4:
 * ``idle``: the console in a real terminal with ``--hosts`` hosts and ``--transfers`` rate-limited
   transfers running between lab hosts, nobody typing. CPU of the UI thread and of the whole
   process (the engine thread moves the bytes) over 20 s, as a percentage of one core, and the
-  process's RSS. Targets: UI CPU at most 2 %, RSS at most 120 MB.
+  process's RSS. The window opens 10 s after the screen shows all of them running; the UI
+  thread's CPU while they start (connections, first draws) is printed apart. Targets: UI CPU
+  at most 2 %, RSS at most 120 MB.
 * ``keys``: keys go in through the terminal driver while transfers run at full speed (no rate
   limit, one after another) and each is timed until the first frame painted after it took
   effect: screen switches, and cursor moves in the Hosts table. Target: at most 100 ms (p95;
@@ -44,6 +46,7 @@ import tomli_w  # noqa: E402
 MiB = 1024 * 1024
 MB = 1_000_000
 TRANSFER_RATE = "1M"  # per transfer in the idle scenario: they must outlive the window
+SETTLE = 10.0  # seconds from "N running" on screen until the idle window opens
 
 
 def say(text: str = "") -> None:
@@ -162,16 +165,21 @@ def measure_launch_bare(home: Path, runs: int) -> list[float]:
     return out
 
 
-def measure_idle(config: Path, home: Path, jobs_file: Path, window: float) -> dict[str, float]:
+def measure_idle(
+    config: Path, home: Path, jobs_file: Path, count: int, window: float
+) -> dict[str, float]:
     from tests.e2e.tmux import Terminal
 
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "DIFPIPE_HOME": str(home)}
     argv = [sys.executable, __file__, "--app", str(config), str(home), str(jobs_file)]
     with Terminal(argv, env=env) as t:
-        t.wait_for("running", timeout=60)
+        t.wait_for(f"{count} running", timeout=60)
         pid = int(t._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
         proc = psutil.Process(pid)
-        time.sleep(3.0)  # connections up, every transfer moving
+        ui0, _ = thread_cpu(proc)
+        time.sleep(SETTLE)  # the start-up burst of connections and first draws ends
+        ui1, _ = thread_cpu(proc)
+        starting = 100 * (ui1 - ui0) / SETTLE
         ui0, all0 = thread_cpu(proc)
         t0 = time.monotonic()
         rss = 0
@@ -187,6 +195,7 @@ def measure_idle(config: Path, home: Path, jobs_file: Path, window: float) -> di
     running = next((line for line in screen.splitlines() if "running" in line), "")
     return {
         "ui_cpu_pct": 100 * (ui1 - ui0) / wall,
+        "ui_cpu_pct_starting": starting,
         "process_cpu_pct": 100 * (all1 - all0) / wall,
         "rss_mb": rss / MB,
         "transfers_line": running.strip(" │╭╮─"),
@@ -272,6 +281,7 @@ async def measure_keys(
                 await waiting
             stopping.cancel()
 
+    app.tune_runtime()  # as app.run() does in a terminal
     async with app.run_test(size=(120, 40)) as pilot:
         stop = await app.bridge.call(_new_event)
         moving = app.bridge.submit(keep_running, stop)
@@ -372,13 +382,17 @@ def main() -> int:
         ]
         jobs_file = base / "jobs.json"
         jobs_file.write_text(json.dumps(slow))
-        idle = measure_idle(config, home, jobs_file, args.window)
+        idle = measure_idle(config, home, jobs_file, args.transfers, args.window)
         results["idle"] = idle
         say(
             f"idle with {args.transfers} transfers ({idle['transfers_line']}): "
             f"UI thread {idle['ui_cpu_pct']:.1f} % of a core (target <= 2 %  "
             f"{verdict(idle['ui_cpu_pct'] <= 2.0)}), process {idle['process_cpu_pct']:.1f} %, "
             f"RSS {idle['rss_mb']:.0f} MB (target <= 120 MB  {verdict(idle['rss_mb'] <= 120)})"
+        )
+        say(
+            f"  while the {args.transfers} transfers were starting ({SETTLE:.0f} s, not counted):"
+            f" UI thread {idle['ui_cpu_pct_starting']:.1f} %"
         )
 
         fast = jobs(lab, workdir / "fast", 1, 512 * MiB)[0]

@@ -8,6 +8,8 @@ screen, theme and screen command by name. Keys are remapped with ``[ui.keymap]``
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -29,6 +31,17 @@ from .themes import CSS_PATH, THEMES
 
 SWITCH_MASK = 0.005
 """Seconds frames are held when switching to a screen that is already mounted."""
+
+BATCH_SECONDS = 0.1
+"""After a batch of engine events is shown, the next gathers this long (then goes at once)."""
+
+SWITCH_INTERVAL = 0.02
+"""Seconds a busy thread keeps the GIL before handing it over (Python's default is 0.005).
+
+The engine thread moves bytes while the UI thread draws. With 5 ms turns a screen switch,
+~40 ms of drawing, waits behind the engine at every turn and takes twice as long; with 20 ms
+turns the median switch during a full-speed transfer went from ~110 ms to ~65 ms
+(bench/console.py). A transfer loses nothing: its buffers outlast 20 ms."""
 
 
 class EngineEvents(Message):
@@ -70,11 +83,30 @@ class DifpipeApp(App[None]):
         self._flush_posted = False
         self._history: list[str] = []
         self._mounted_switch = False
+        self._freeze_after_first_frame = False
         self._unsubscribe = bridge.subscribe(self._from_engine)
         for t in THEMES.values():
             self.register_theme(t)
         self.theme = theme or bridge.config.ui.theme
         self.set_keymap(dict(bridge.config.ui.keymap))
+
+    def run(self, *args, **kwargs):  # type: ignore[override]
+        """Run in a terminal, tuned for an interactive process (:meth:`tune_runtime`)."""
+        self.tune_runtime()
+        return super().run(*args, **kwargs)
+
+    def tune_runtime(self) -> None:
+        """Longer GIL turns (:data:`SWITCH_INTERVAL`), and once the first screen is drawn, the
+        objects alive then (modules, widgets, caches: ~120,000) moved out of the collector's
+        reach. A full collection walked them all, up to ~200 ms during which nothing drew;
+        after ``gc.freeze()`` it walks only what came later. Process-wide, so not for tests
+        that build many apps in one process."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._freeze_after_first_frame = True
+
+    def on_mount(self) -> None:
+        if self._freeze_after_first_frame:
+            self.call_after_refresh(gc.freeze)
 
     # -- engine events: engine thread -> one message per batch -> the shown screen ------------
 
@@ -87,11 +119,25 @@ class DifpipeApp(App[None]):
         self.post_message(EngineEvents())
 
     def on_engine_events(self, _: EngineEvents) -> None:
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Hand the waiting events to the log and the shown screen, then let the next ones
+        gather for :data:`BATCH_SECONDS` (ten transfers send ~40 progress events a second:
+        one wakeup of the UI each cost more than drawing them)."""
         with self._pending_lock:
-            batch, self._pending, self._flush_posted = self._pending, [], False
+            batch, self._pending = self._pending, []
+            if not batch:
+                self._flush_posted = False  # quiet: the next event is posted at once
+                return
         self.event_log.extend(batch)
+        if not self.screen_stack:  # not yet shown, or closing: screens catch up from the log
+            with self._pending_lock:
+                self._flush_posted = False
+            return
         if isinstance(self.screen, EngineScreen):
             self.screen.catch_up()
+        self.set_timer(BATCH_SECONDS, self._deliver)
 
     # -- navigation ----------------------------------------------------------------------------
 

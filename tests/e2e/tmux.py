@@ -93,7 +93,10 @@ class Terminal:
             text = self.screen()
             if check(text):
                 return text
-            if self.dead():
+            if self.dead():  # its last output may have landed after the capture above
+                text = self.screen()
+                if check(text):
+                    return text
                 break
             time.sleep(interval)
         what = condition if isinstance(condition, str) else "the condition"

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from difpipe_tui.core.errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
 from difpipe_tui.core.remote import pipeline
 from difpipe_tui.core.transfer.ends import RemoteSink, RemoteSource
+from difpipe_tui.core.transfer.tarstream import RemoteTarSink
 from difpipe_tui.core.transfer.verify import (
     DIGESTS,
     compare,
@@ -227,6 +228,29 @@ def test_a_sink_that_hashes_prints_the_digest_of_what_it_writes(algo, offset, tm
     expected = new_hasher(algo)
     expected.update(data)
     assert parse_digest_output(run.stdout.decode(), algo) == expected.hexdigest()
+
+
+def test_a_tree_sink_that_hashes_extracts_and_prints_the_digest_of_the_stream(tmp_path):
+    """The stream command of a directory sink asked to hash: the staging directory gets the
+    tree, stdout the digest of exactly the tar stream it was given."""
+    needs_binary("openssl")
+    needs_binary("tar")
+    tree = tmp_path / "src"
+    (tree / "sub dir").mkdir(parents=True)
+    (tree / "a.bin").write_bytes(os.urandom(300_000))
+    (tree / "sub dir" / "-b $(x)").write_bytes(os.urandom(70_000))
+    stream = subprocess.run(["tar", "-C", str(tree), "-cf", "-", "."], capture_output=True)
+    sink = RemoteTarSink(None, "h", str(tmp_path / "dst"), algo="sha256", tools={"openssl"})
+    line = sink.command_line()
+    run = subprocess.run(["sh", "-c", line], input=stream.stdout, capture_output=True)
+    assert run.returncode == 0, run.stderr
+    part = Path(sink.part)
+    for name in ("a.bin", "sub dir/-b $(x)"):
+        assert (part / name).read_bytes() == (tree / name).read_bytes()
+    expected = new_hasher("sha256")
+    expected.update(stream.stdout)
+    assert parse_digest_output(run.stdout.decode(), "sha256") == expected.hexdigest()
+    assert not Path(sink.part + ".fifo").exists()
 
 
 def test_a_sink_that_cannot_write_reports_the_stage(tmp_path):

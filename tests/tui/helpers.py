@@ -94,10 +94,21 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> 
 
 
 async def publish_fixed(app: DifpipeApp, events=FIXED_EVENTS) -> None:
-    """Publish ``events`` on the engine bus and wait until the console has them."""
+    """Publish ``events`` on the engine bus and wait until the console has them, in one batch:
+    a screen drawn between two batches keeps its cursor on a row shown first, and the pictures
+    would depend on where the batches split."""
     before = len(app.event_log)
+    while True:  # the console quiet (no batch on its way), then hold the next one back
+        await wait_until(lambda: not app._flush_posted)
+        with app._pending_lock:
+            if not app._flush_posted:
+                app._flush_posted = True
+                start = len(app._pending)
+                break
     for event in events:
         app.bridge.publish(event)
+    await wait_until(lambda: len(app._pending) >= start + len(events))
+    app._deliver()
     await wait_until(lambda: len(app.event_log) >= before + len(events))
 
 

@@ -176,10 +176,10 @@ def measure_idle(
         t.wait_for(f"{count} running", timeout=60)
         pid = int(t._tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
         proc = psutil.Process(pid)
-        ui0, _ = thread_cpu(proc)
+        settle0, _ = thread_cpu(proc)
         time.sleep(SETTLE)  # the start-up burst of connections and first draws ends
-        ui1, _ = thread_cpu(proc)
-        starting = 100 * (ui1 - ui0) / SETTLE
+        settle1, _ = thread_cpu(proc)
+        starting = 100 * (settle1 - settle0) / SETTLE
         ui0, all0 = thread_cpu(proc)
         t0 = time.monotonic()
         rss = 0

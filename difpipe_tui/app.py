@@ -123,8 +123,8 @@ class DifpipeApp(App[None]):
 
     def _deliver(self) -> None:
         """Hand the waiting events to the log and the shown screen, then let the next ones
-        gather for :data:`BATCH_SECONDS` (ten transfers send ~40 progress events a second:
-        one wakeup of the UI each cost more than drawing them)."""
+        gather for :data:`BATCH_SECONDS`: ten transfers send ~40 progress events a second,
+        each a wakeup of the UI thread, and the screens draw at most twice a second."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
             if not batch:

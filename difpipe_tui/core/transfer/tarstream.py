@@ -97,20 +97,12 @@ class RemoteTarSink(RemoteSink):
         part = quote_arg(self.part)
         fifo = quote_arg(self.part + ".fifo")
         extract = _guard(f"tar -C {part} -xf -", "write")
+        drain = _guard(command(*self.decompress_argv), "decompress") if self.decompress_argv else ""
         if not self.digest_argv:
-            head = (
-                _guard(command(*self.decompress_argv), "decompress") + " | "
-                if self.decompress_argv
-                else ""
-            )
-            return head + extract
+            return f"{drain} | {extract}" if drain else extract
         # tee reads 8 KiB at a time: something in front drains sshd's pipe in large reads
         # (see RemoteSink.stream_line)
-        head = (
-            _guard(command(*self.decompress_argv), "decompress")
-            if self.decompress_argv
-            else _guard("cat", "receive")
-        ) + " | "
+        head = (drain or _guard("cat", "receive")) + " | "
         digest = command(*self.digest_argv)
         return (
             f"{_guard('mkfifo -- ' + fifo, 'create')} && "

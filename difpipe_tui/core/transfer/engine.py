@@ -880,9 +880,10 @@ class _Runner:
             for cp in cps
         ]
         reasons: dict[str, str] = {}
+        found = None
         if why is None:
             why, found = await self._common_mark(todo, states, reasons)
-        if why is not None or reasons:
+        if why is not None or reasons or found is None:
             for d in todo:
                 self._resumed(d, 0, why or reasons.get(d.plan.label, encresume.OTHERS))
             return 0
@@ -896,7 +897,7 @@ class _Runner:
 
     async def _common_mark(
         self, todo: list[_Dest], states: list[ResumeState | None], reasons: dict[str, str]
-    ):
+    ) -> tuple[str | None, tuple[ResumeState, int, str] | None]:
         """``(why not, (state, plaintext offset, digest))``: the latest checkpoint mark that
         every part file holds and proves by its digests. A destination's own problem goes
         into ``reasons``."""

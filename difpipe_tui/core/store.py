@@ -197,7 +197,8 @@ class Checkpoint(_Row):
     """How far one destination of a transfer got, and the hash of what it has so far.
 
     ``hash_state`` is the serialized state of the running hash, when the algorithm allows it,
-    so that a resume can continue hashing instead of reading the prefix again.
+    so that a resume can continue hashing instead of reading the prefix again; for an
+    encrypted stream it is the state that resumes it (``transfer.encresume.ResumeState``).
     ``updated_at`` is set by :meth:`Store.save_checkpoint`.
     """
 

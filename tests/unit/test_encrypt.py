@@ -14,11 +14,15 @@ from difpipe_tui.core.transfer.encrypt import (
     TAG_SIZE,
     Decryptor,
     Encryptor,
+    chunk_floor,
+    cipher_offset,
     ciphertext_size,
     decrypt_file,
     encrypt_file,
     generate_key,
     load_key,
+    parse_header,
+    plain_offset,
 )
 
 KEY = bytes(range(32))
@@ -288,3 +292,67 @@ def test_decrypt_file_corrupt_compressed_payload(tmp_path):
 def test_decrypt_file_missing_source(tmp_path):
     with pytest.raises(LocalIOError, match=r"nope\.enc: cannot read"):
         decrypt_file(tmp_path / "nope.enc", tmp_path / "out", KEY)
+
+
+# --- resuming a stream at a chunk boundary ------------------------------------------------
+
+
+def test_cipher_offset_of_chunk_boundaries():
+    assert cipher_offset(0, CHUNK) == HEADER_SIZE
+    assert cipher_offset(CHUNK, CHUNK) == HEADER_SIZE + SEALED
+    assert cipher_offset(5 * CHUNK, CHUNK) == HEADER_SIZE + 5 * SEALED
+    assert cipher_offset(3 * 65536, 65536) == 46 + 3 * (65536 + 16)
+    for bad in (1, CHUNK - 1, CHUNK + 1, -CHUNK):
+        with pytest.raises(ValueError):
+            cipher_offset(bad, CHUNK)
+
+
+@given(k=st.integers(0, 10_000), size=st.sampled_from([1024, 4096, 65536, 16 * 1024 * 1024]))
+def test_plain_and_cipher_offsets_invert_each_other(k, size):
+    q = cipher_offset(k * size, size)
+    assert plain_offset(q, size) == k * size
+    assert chunk_floor(k * size + size - 1, size) == k * size
+    for off in (q - 1, q + 1, HEADER_SIZE - 1):
+        if off != HEADER_SIZE:
+            with pytest.raises(ValueError):
+                plain_offset(off, size)
+
+
+@given(k=st.integers(0, 20), rest=st.integers(1, 3 * CHUNK))
+def test_a_stream_cut_at_a_chunk_boundary_continues_in_the_same_file(k, rest):
+    """The first run is cut after k middle chunks; the second continues from chunk k under the
+    header read back from the file: the result is the ciphertext of one uninterrupted run,
+    byte for byte, and it decrypts to the whole plaintext."""
+    data = os.urandom(k * CHUNK + rest)
+    first = Encryptor(KEY, 0, CHUNK)
+    blob = first.header() + first.feed(data)  # sealed: every full chunk but the last
+    assert first.sealed >= k * CHUNK
+    cut = cipher_offset(k * CHUNK, CHUNK)
+    part = blob[:cut]  # what a checkpoint at k chunks vouches for
+    again = Encryptor.resume(KEY, part[:HEADER_SIZE], k)
+    assert again.sealed == k * CHUNK
+    whole = part + again.feed(data[k * CHUNK :]) + again.finish()
+    assert whole[: len(blob)] == blob  # the chunks resealed are the very chunks sent before
+    assert len(whole) == ciphertext_size(len(data), CHUNK)
+    assert decrypt(whole) == data
+
+
+def test_resume_refuses_a_header_that_is_not_one():
+    header = Encryptor(KEY, 0, CHUNK).header()
+    with pytest.raises(ValueError, match="magic"):
+        Encryptor.resume(KEY, b"X" + header[1:], 1)
+    with pytest.raises(ValueError, match="header is 46 bytes"):
+        Encryptor.resume(KEY, header[:10], 1)
+    with pytest.raises(ValueError):
+        Encryptor.resume(KEY, header, -1)
+    assert parse_header(header)[:2] == (0, CHUNK)
+
+
+def test_a_resumed_stream_with_another_key_or_header_does_not_decrypt():
+    data = os.urandom(4 * CHUNK + 5)
+    first = Encryptor(KEY, 0, CHUNK)
+    part = (first.header() + first.feed(data))[: cipher_offset(2 * CHUNK, CHUNK)]
+    other = Encryptor(KEY, 0, CHUNK)  # a fresh salt: its chunks belong to another file key
+    again = Encryptor.resume(KEY, other.header(), 2)
+    with pytest.raises(VerifyError, match="chunk 2 failed authentication"):
+        decrypt(part + again.feed(data[2 * CHUNK :]) + again.finish())

@@ -40,6 +40,19 @@ was sealed as a middle one) and makes anything after the final chunk fail (the f
 then opened as a middle one); the header is authenticated as the associated data of every
 chunk; the salt gives every file its own key, so counters can safely start at 0 for each file.
 
+Resuming a stream
+-----------------
+
+Only the position of a chunk enters its nonce, so a cut stream can be continued in the same
+file: a stream interrupted after k middle chunks holds ``k * C`` plaintext bytes in the first
+:func:`cipher_offset` ``(k * C, C)`` = 46 + k * (C + 16) bytes, and
+:meth:`Encryptor.resume` seals chunk k onward under the header already there. That re-uses the
+file key and the nonces of chunks k, k+1, ...: it is safe only when those chunks get the same
+plaintext as before (the same source bytes at the same offsets). Then every resealed chunk is
+the very ciphertext a destination may already have seen, never a second message under a
+nonce. The caller must make sure of that (:mod:`.encresume` starts over when the source may
+have changed); anything else must start a new file under a new salt.
+
 The payload's codec is recorded so that :func:`decrypt_file` can restore the original bytes
 when the data was compressed before it was encrypted. A streaming :class:`Decryptor` releases
 the plaintext of each chunk once that chunk is authenticated; only :meth:`Decryptor.finish`
@@ -93,6 +106,48 @@ def ciphertext_size(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
     return HEADER_SIZE + n + chunks * TAG_SIZE
 
 
+def cipher_offset(plain_offset: int, chunk_size: int) -> int:
+    """Where the ciphertext of the first ``plain_offset`` plaintext bytes ends.
+
+    Defined on chunk boundaries only (``plain_offset`` a multiple of ``chunk_size``): that is
+    where a stream of middle chunks can be cut and continued.
+    """
+    if plain_offset < 0 or plain_offset % chunk_size:
+        raise ValueError(f"{plain_offset} is not on a boundary of {chunk_size}-byte chunks")
+    return HEADER_SIZE + plain_offset // chunk_size * (chunk_size + TAG_SIZE)
+
+
+def plain_offset(cipher_end: int, chunk_size: int) -> int:
+    """The inverse of :func:`cipher_offset`: the plaintext bytes held by the first
+    ``cipher_end`` bytes of a stream, which must end on a chunk boundary."""
+    sealed = chunk_size + TAG_SIZE
+    body = cipher_end - HEADER_SIZE
+    if body < 0 or body % sealed:
+        raise ValueError(f"{cipher_end} is not on a boundary of {chunk_size}-byte chunks")
+    return body // sealed * chunk_size
+
+
+def chunk_floor(offset: int, chunk_size: int) -> int:
+    """The last chunk boundary at or before plaintext ``offset``."""
+    return offset - offset % chunk_size
+
+
+def parse_header(header: bytes) -> tuple[int, int, bytes]:
+    """``(codec_id, chunk_size, salt)`` of a version 1 header; ValueError if it is not one."""
+    if len(header) < HEADER_SIZE:
+        raise ValueError(f"a header is {HEADER_SIZE} bytes, got {len(header)}")
+    magic, version, codec_id, chunk_size, salt = _HEADER.unpack_from(header)
+    if magic != MAGIC:
+        raise ValueError("not a DifPipe encrypted file (bad magic bytes)")
+    if version != VERSION:
+        raise ValueError(f"format version {version} is not supported (this DifPipe reads 1)")
+    if codec_id not in CODEC_NAMES:
+        raise ValueError(f"unknown payload codec id {codec_id}")
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"invalid chunk size {chunk_size}")
+    return codec_id, chunk_size, salt
+
+
 def _file_key(master: bytes, salt: bytes) -> AESGCM:
     kdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=salt, info=HKDF_INFO)
     return AESGCM(kdf.derive(master))
@@ -119,13 +174,34 @@ class Encryptor:
                 f"chunk size must be {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} bytes, got {chunk_size}"
             )
         salt = secrets.token_bytes(SALT_SIZE)
-        self.codec_id = codec_id
-        self.chunk_size = chunk_size
-        self._header = _HEADER.pack(MAGIC, VERSION, codec_id, chunk_size, salt)
+        self._setup(key, _HEADER.pack(MAGIC, VERSION, codec_id, chunk_size, salt), 0)
+
+    def _setup(self, key: bytes, header: bytes, index: int) -> None:
+        self.codec_id, self.chunk_size, salt = parse_header(header)
+        self._header = bytes(header[:HEADER_SIZE])
         self._aead = _file_key(_check_key(key), salt)
         self._buf = bytearray()
-        self._index = 0
+        self._index = index
         self._finished = False
+
+    @classmethod
+    def resume(cls, key: bytes, header: bytes, index: int) -> Encryptor:
+        """Continue a stream under its existing ``header`` with chunk ``index``.
+
+        The chunks from ``index`` on must get the plaintext they had when the stream was first
+        written (see "Resuming a stream" above): this re-uses their nonces.
+        """
+        if index < 0:
+            raise ValueError(f"a chunk index is not negative, got {index}")
+        enc = cls.__new__(cls)
+        enc._setup(key, header, index)
+        return enc
+
+    @property
+    def sealed(self) -> int:
+        """Plaintext bytes in the middle chunks sealed so far, counted from the file's start:
+        the stream's last chunk boundary, where a checkpoint may fall."""
+        return self._index * self.chunk_size
 
     def header(self) -> bytes:
         """The 46 header bytes that start the encrypted stream."""

@@ -347,6 +347,14 @@ class Sink:
     async def part_size(self) -> int | None:
         return None
 
+    async def head(self, n: int) -> bytes | None:
+        """The first ``n`` bytes of the part file (an encrypted stream's header)."""
+        return None
+
+    async def range_digest(self, start: int, end: int, algo: str) -> str | None:
+        """The digest of the part file's bytes ``start`` .. ``end``, computed by the destination."""
+        return None
+
     async def land(self, overwrite: bool) -> None: ...
 
     async def land_with_digest(self, overwrite: bool, algo: str) -> str | None:
@@ -505,6 +513,26 @@ class RemoteSink(Sink):
         info = await inspect_remote(self.pool, self.host, self.part)
         return info.size if info.kind == "file" else None
 
+    async def head(self, n: int) -> bytes | None:
+        res = await self.pool.run(self.host, command("head", "-c", n, "--", self.part), check=False)
+        if not res.ok:
+            raise _remote_error(
+                self.host, self.target, res.stderr.decode(errors="replace"), res.exit_status
+            )
+        return res.stdout
+
+    async def range_digest(self, start: int, end: int, algo: str) -> str | None:
+        argv = digest_argv(algo, self.tools)
+        if argv is None:
+            return None
+        if start:
+            read = command("tail", "-c", f"+{start + 1}", "--", self.part)
+            read += " | " + command("head", "-c", end - start)
+        else:
+            read = command("head", "-c", end, "--", self.part)
+        line = _guard(read, "read") + " | " + command(*argv)
+        return parse_digest_output(await self._run(line, self.target), algo)
+
     def _land_line(self, overwrite: bool) -> str:
         if overwrite:
             return _guard(command("mv", "-f", "--", self.part, self.target), "rename")
@@ -585,6 +613,23 @@ class LocalSink(Sink):
             return os.path.getsize(self.part)
         except OSError:
             return None
+
+    async def head(self, n: int) -> bytes | None:
+        def read() -> bytes:
+            with open(self.part, "rb") as fh:
+                return fh.read(n)
+
+        try:
+            return await asyncio.to_thread(read)
+        except OSError as exc:
+            raise LocalIOError(f"cannot read {self.part}: {exc.strerror}") from exc
+
+    async def range_digest(self, start: int, end: int, algo: str) -> str | None:
+        from .verify import prefix_digest_local
+
+        return await asyncio.to_thread(
+            prefix_digest_local, self.part, end - start, algo, start=start
+        )
 
     async def land(self, overwrite: bool) -> None:
         try:

@@ -32,8 +32,10 @@ from ..events import (
 from ..remote import command
 from ..ssh import NO_RETRY, RetryPolicy, SSHPool
 from ..store import Checkpoint, Store, new_transfer_id
+from . import encresume
 from . import parallel as par
 from .codecs import Transformer, get_codec, make_compressor, make_decompressor
+from .encresume import EncryptedStream, ResumeState
 from .encrypt import CODEC_IDS, Encryptor, load_key
 from .endpoints import parse_endpoint
 from .ends import (
@@ -200,6 +202,7 @@ class TransferEngine:
             record = self.store.find_resumable(job.key())
             if record is not None:
                 note = f"found the unfinished transfer {record.id} of the same job"
+        resuming = record is not None
         if record is None:
             record = self.store.create_transfer(
                 source=job.source,
@@ -214,6 +217,7 @@ class TransferEngine:
                 record.id, status="running", total_bytes=plan.source.size, error=None
             )
         runner = _Runner(self, plan, record.id, stdin=stdin, stdout=stdout, note=note, key=key)
+        runner.resuming = resuming
         return TransferHandle(record.id, runner)
 
     def new_range_pools(self, n: int) -> list[SSHPool]:
@@ -291,6 +295,11 @@ class _Runner:
         self.limiter = TokenBucket(self.job.rate_limit) if self.job.rate_limit else None
         self.warm_pools: asyncio.Task[list[SSHPool]] | None = None
         self.tree: TreeResume | None = None  # a resumed directory: what it still sends
+        self.enc: EncryptedStream | None = None  # the encrypted stream of the current run
+        self._enc_from: EncryptedStream | None = None  # the checkpoint the next run continues
+        self._stamp: str | None = None  # the source's stamp when this attempt began
+        self.resuming = False  # continues a transfer of the store (--resume, or a rerun)
+        self._tries = 0  # attempts begun
 
     # -- control -------------------------------------------------------------------------------
 
@@ -399,7 +408,10 @@ class _Runner:
         live = []
         for d, outcome in zip(
             todo,
-            await asyncio.gather(*(self._prepare(d, start) for d in todo), return_exceptions=True),
+            await asyncio.gather(
+                *(self._prepare(d, self._sink_offset(start)) for d in todo),
+                return_exceptions=True,
+            ),
             strict=True,
         ):
             if isinstance(outcome, DifpipeError):
@@ -477,6 +489,7 @@ class _Runner:
                 f" ({total} bytes expected, {outcome.offset} read)",
                 hint="copy it again once it stops changing",
             )
+        await self._check_stamp()
         digest = outcome.digest
         if isinstance(relay, SpliceRelay) and self.job.verify != "none":
             digest = source.digest  # the source host hashed what it sent (finish checked it)
@@ -709,6 +722,7 @@ class _Runner:
         try:
             dest_digest = await d.sink.finish()
             what = d.plan.label
+            await self._check_continued_part(d.sink, what)
             if self.job.verify != "none" and digest is not None:
                 if dest_digest is not None:
                     compare(digest, dest_digest, what=what, algo=self.job.verify)
@@ -774,7 +788,8 @@ class _Runner:
         start: int,
     ) -> None:
         """After a requested stop every writer has drained: checkpoint the exact offset."""
-        digest = relay.prefix_digest() if start == 0 and self.job.verify != "none" else ""
+        whole = start == 0 or self.key is not None  # an encrypted run keeps its own segment
+        digest = relay.prefix_digest() if whole and self.job.verify != "none" else ""
         for d in live:
             st = by_sink[id(d.sink)]
             if st.error is not None or d.sink is None:
@@ -804,6 +819,8 @@ class _Runner:
         if self.plan.source.endpoint.is_stdio:
             return 0
         saved = {cp.destination: cp for cp in self.store.get_checkpoints(self.id)}
+        if self.key is not None:
+            return await self._resume_encrypted(todo, saved)
         if self.plan.source.kind == "dir":
             self.tree = await self._resume_tree(todo, saved)
             return 0
@@ -837,6 +854,132 @@ class _Runner:
                     )
                 )
         return min(offsets) if offsets else 0
+
+    async def _resume_encrypted(self, todo: list[_Dest], saved: dict[str, Checkpoint]) -> int:
+        """The plaintext offset an encrypted stream continues from, or 0 (a new salt).
+
+        Every destination receives the same ciphertext, so they continue together from the
+        latest checkpoint that all their part files hold, or all start over: see
+        :mod:`.encresume` for when continuing is safe. Sets :attr:`_enc_from` to the stream
+        to continue.
+        """
+        self._enc_from = None
+        self._tries += 1
+        self._stamp = await self._source_stamp()
+        cps = [saved.get(d.plan.label) for d in todo]
+        why = self._encrypted_resume_blocker()
+        if not any(cp is not None and cp.offset > 0 for cp in cps):
+            if why is not None and (self.resuming or self._tries > 1):
+                for d in todo:  # such a stream keeps no checkpoint: say why it starts over
+                    self._resumed(d, 0, why)
+            return 0
+        states = [
+            ResumeState.from_blob(cp.hash_state)
+            if cp is not None and cp.digest_algo == self.job.verify
+            else None
+            for cp in cps
+        ]
+        reasons: dict[str, str] = {}
+        found = None
+        if why is None:
+            why, found = await self._common_mark(todo, states, reasons)
+        if why is not None or reasons or found is None:
+            for d in todo:
+                self._resumed(d, 0, why or reasons.get(d.plan.label, encresume.OTHERS))
+            return 0
+        state, plain, digest = found
+        self._enc_from = EncryptedStream.continuing(state, plain, digest)
+        where = f"the encrypted part file continues at byte {self._enc_from.cipher_start}"
+        note = "; ".join(filter(None, (self.note, where)))
+        for d in todo:
+            self._resumed(d, plain, note)
+        return plain
+
+    async def _common_mark(
+        self, todo: list[_Dest], states: list[ResumeState | None], reasons: dict[str, str]
+    ) -> tuple[str | None, tuple[ResumeState, int, str] | None]:
+        """``(why not, (state, plaintext offset, digest))``: the latest checkpoint mark that
+        every part file holds and proves by its digests. A destination's own problem goes
+        into ``reasons``."""
+        if any(st is None for st in states):
+            return encresume.NO_STATE, None
+        ref = states[0]
+        assert ref is not None
+        if any(
+            (st.header, st.stamp, st.segments) != (ref.header, ref.stamp, ref.segments)
+            for st in states
+            if st is not None
+        ):
+            return encresume.NO_STATE, None
+        if not ref.stamp or not self._stamp:
+            return encresume.NO_STAMP, None
+        if ref.stamp != self._stamp:
+            return encresume.CHANGED, None
+        sinks = [self._make_sink(d) for d in todo]
+        sizes = await asyncio.gather(*(s.part_size() for s in sinks), return_exceptions=True)
+        common: dict[int, str] | None = None
+        for d, st, size in zip(todo, states, sizes, strict=True):
+            assert st is not None
+            if not isinstance(size, int) or not size:
+                reasons[d.plan.label] = encresume.NO_PART
+                continue
+            marks = st.usable(size, self.plan.source.size)
+            if not marks:
+                reasons[d.plan.label] = encresume.TOO_SHORT
+            common = marks if common is None else {
+                off: dg for off, dg in common.items() if marks.get(off) == dg
+            }  # fmt: skip
+        if reasons or not common:
+            return (None if reasons else encresume.TOO_SHORT), None
+        plain = max(common)
+        spans = ref.spans(plain, common[plain])
+        checks = await asyncio.gather(
+            *(encresume.check_part(s, spans, ref.header, self.job.verify) for s in sinks)
+        )
+        reasons.update({d.plan.label: r for d, r in zip(todo, checks, strict=True) if r})
+        return None, (ref, plain, common[plain])
+
+    def _encrypted_resume_blocker(self) -> str | None:
+        """Why no encrypted checkpoint of this transfer can be continued, if that is so."""
+        if self.plan.codec.source_compresses:
+            return encresume.COMPRESSED
+        if self.job.verify == "none":
+            return encresume.NO_DIGEST
+        return None
+
+    async def _source_stamp(self) -> str | None:
+        ep = self.plan.source.endpoint
+        if ep.is_remote:
+            assert ep.host is not None
+            return await encresume.stamp_remote(self.pool, ep.host, ep.path)
+        return await asyncio.to_thread(encresume.stamp_local, ep.path)
+
+    async def _check_stamp(self) -> None:
+        """A continued encrypted stream fails when its source changed while it was read:
+        it then never lands, and the next run starts over under a new salt."""
+        if self.enc is None or self.enc.start == 0:
+            return
+        if await self._source_stamp() != self.enc.stamp:
+            raise VerifyError(
+                f"{self.job.source}: the source changed while the encrypted copy resumed",
+                hint="copy it again once it stops changing",
+            )
+
+    async def _check_continued_part(self, sink: Sink, what: str) -> None:
+        """Before a continued encrypted part file lands, its earlier runs' ciphertext must
+        still have their digests: with this run's, they cover the whole file."""
+        if self.enc is None or self.enc.start == 0:
+            return
+        why = await encresume.check_part(sink, self.enc.spans(), self.enc.header, self.job.verify)
+        if why is not None:
+            raise VerifyError(f"{what}: the part file's earlier ciphertext changed: {why}")
+
+    def _sink_offset(self, start: int) -> int:
+        """Where a destination's part file is cut and continued for a stream from ``start``."""
+        if self.key is not None and start:
+            assert self._enc_from is not None
+            return self._enc_from.cipher_start
+        return start
 
     async def _resume_tree(
         self, todo: list[_Dest], saved: dict[str, Checkpoint]
@@ -952,8 +1095,8 @@ class _Runner:
         sink = self._new_sink(d)
         if isinstance(sink, RemoteTarSink | LocalTarSink):
             sink.keep = self.tree is not None
-        if self.key is not None:
-            sink.resumable = False  # each run encrypts under a new salt: start over
+        if self.key is not None and self._encrypted_resume_blocker() is not None:
+            sink.resumable = False  # such a stream starts over under a new salt
         return sink
 
     def _new_sink(self, d: _Dest) -> Sink:
@@ -997,8 +1140,15 @@ class _Runner:
     def _encryptor(self, source: Source) -> Encryptor | None:
         if self.key is None:
             return None
+        if self._enc_from is not None and not source.compressed:
+            self.enc = self._enc_from
+            return Encryptor.resume(
+                self.key, self.enc.header, self.enc.start // self.enc.chunk_size
+            )
         codec = self.plan.codec.codec if source.compressed else "none"
-        return Encryptor(self.key, codec_id=CODEC_IDS[codec])
+        encryptor = Encryptor(self.key, codec_id=CODEC_IDS[codec])
+        self.enc = EncryptedStream(encryptor.header(), self._stamp or "")
+        return encryptor
 
     def _local_compressor(self, live: list[_Dest]):
         codec = self.plan.codec
@@ -1046,7 +1196,12 @@ class _Runner:
         if not sink.resumable or self.plan.source.endpoint.is_stdio:
             return
         d = self._dest_for(sink)
-        if (self._relay is not None and self._relay.start > 0) or self.plan.source.kind == "dir":
+        state = None
+        if self.key is not None:
+            if self.enc is None:
+                return
+            state = self.enc.checkpoint(offset, digest).to_blob()  # digest: this run's segment
+        elif (self._relay is not None and self._relay.start > 0) or self.plan.source.kind == "dir":
             digest = ""  # the stream's hash covers only this run's bytes, or a tar stream's
         self.store.save_checkpoint(
             Checkpoint(
@@ -1056,6 +1211,7 @@ class _Runner:
                 total=self.plan.source.size,
                 prefix_digest=digest,
                 digest_algo=self.job.verify,
+                hash_state=state,
             )
         )
         self.store.update_transfer(self.id, bytes_done=offset)

@@ -174,6 +174,17 @@ class SftpSink(Sink):
     async def prefix_digest(self, n: int, algo: str) -> str | None:
         return await self._read_back(n, algo)
 
+    async def head(self, n: int) -> bytes | None:
+        sftp = await self._client()
+        try:
+            async with sftp.open(self.part, "rb") as fh:
+                return await fh.read(n, 0)
+        except (asyncssh.Error, OSError) as exc:
+            raise _sftp_error(exc, self.host, self.target) from exc
+
+    async def range_digest(self, start: int, end: int, algo: str) -> str | None:
+        return await self._read_back(end, algo, start=start)
+
     async def part_size(self) -> int | None:
         sftp = await self._client()
         try:

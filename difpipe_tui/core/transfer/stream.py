@@ -91,6 +91,7 @@ class Relay:
         self._pending: list[tuple[int, str]] = []  # (offset, prefix digest) snapshots
         self._hasher = new_hasher(algo)
         self.offset = start
+        self._plain_read = start  # plaintext read so far (an encrypted stream's offset lags)
         self.wire_bytes = 0
 
     # -- control -------------------------------------------------------------------------------
@@ -181,21 +182,40 @@ class Relay:
         """Every destination gets the same ciphertext; the digest is of the ciphertext sent.
 
         What is encrypted is the stream as the source sent it (compressed when the source
-        compresses; the header records the codec for ``difpipe decrypt``).
+        compresses; the header records the codec for ``difpipe decrypt``). A stream resumed at
+        ``start`` > 0 continues a part file that has its header already.
+
+        Until the end, the offset of an uncompressed stream is the plaintext its sealed chunks
+        hold (:attr:`Encryptor.sealed`), so a destination's offset and every checkpoint fall on
+        a chunk boundary, where the stream can be continued; the final chunk is never a
+        checkpoint. A compressed stream counts the bytes read and takes no checkpoints.
         """
         assert self.encryptor is not None
         plain = wire if self.source.compressed else raw
         out = b""
-        if not self._header_sent:
+        if not self._header_sent and self.start == 0:
             out += self.encryptor.header()
-            self._header_sent = True
+        self._header_sent = True
         if plain:
             out += self.encryptor.feed(plain)
+        self._plain_read += len(raw)
         if final:
             out += self.encryptor.finish()
-        self.offset += len(raw)
+            self.offset = self._plain_read
+        elif self.source.compressed:
+            self.offset = self._plain_read
+        else:
+            self.offset = self.encryptor.sealed
         if out:
             self._hasher.update(out)
+        if (
+            not final
+            and not self.source.compressed
+            and self.interval
+            and self.offset - self.start >= (len(self._pending) + 1) * self.interval
+            and self.algo != "none"
+        ):
+            self._pending.append((self.offset, self._hasher.copy().hexdigest()))
         for st in self.states:
             if st.alive and (out or final):
                 await st.queue.put((self.offset, out))

@@ -165,14 +165,18 @@ def compare(expected: str, actual: str, *, what: str, algo: str | None = None) -
     raise VerifyError(f"{what}: {algo} mismatch: source {src}, destination {dst}")
 
 
-def prefix_digest_local(path: str | os.PathLike[str], n: int | None, algo: str) -> str:
-    """Hex digest of a local file's first ``n`` bytes (all of it when None or shorter)."""
+def prefix_digest_local(
+    path: str | os.PathLike[str], n: int | None, algo: str, *, start: int = 0
+) -> str:
+    """Hex digest of a local file's first ``n`` bytes (all of it when None or shorter);
+    with ``start``, of the ``n`` bytes from there."""
     hasher = new_hasher(algo)
     buf = bytearray(_READ_SIZE)
     view = memoryview(buf)
     left = n
     try:
         with open(path, "rb") as f:
+            f.seek(start)
             while left is None or left > 0:
                 want = _READ_SIZE if left is None else min(_READ_SIZE, left)
                 got = f.readinto(view[:want])

@@ -513,6 +513,69 @@ async def _write_forever(sink: OpenSSHSink, chunk: bytes) -> None:
         await sink.write(chunk)
 
 
+async def test_warm_opens_the_masters_the_legs_then_use(env, workdirs):
+    _, ctx = env.open()
+    ctx.warm(["edge", "cloud", "no-such-host"])
+    assert set(ctx._warming) == {"edge", "cloud"}
+    src = random_file(workdirs["edge"] / "w.bin", 2 * MiB)
+    await asyncio.gather(*ctx._warming.values())
+    assert all(ctx._masters[name].socket.exists() for name in ("edge", "cloud"))
+
+    def masters() -> int:
+        return sum("ControlMaster=yes" in p.cmdline() for p in processes_using(ctx.config_file))
+
+    assert masters() == 2
+    source = OpenSSHSource(ctx, "edge", str(src))
+    await source.open()  # through the warm master
+    data = b""
+    while chunk := await source.read(MiB):
+        data += chunk
+    await source.finish()
+    assert data == src.read_bytes()
+    assert "edge" not in ctx._warming and "cloud" in ctx._warming
+    assert masters() == 2
+
+
+async def test_a_failed_warm_is_the_first_connects_error_not_a_second_try(env, tmp_path):
+    kh = write_known_hosts(tmp_path / "kh_bad", env.lab, wrong={"edge"})
+    _, ctx = env.open(known_hosts=[str(kh)])
+    attempts = []
+    real = ctx._open_master
+
+    async def counted(name):
+        attempts.append(name)
+        await real(name)
+
+    ctx._open_master = counted
+    ctx.warm(["edge"])
+    with pytest.raises(HostKeyError, match="HOST KEY MISMATCH"):
+        await OpenSSHSource(ctx, "edge", "/etc/hostname").open()
+    assert attempts == ["edge"]
+    with pytest.raises(HostKeyError):  # a later attempt (a retry) tries again
+        await ctx.connect("edge")
+    assert attempts == ["edge", "edge"]
+    assert ssh_children() == []
+
+
+@pytest.mark.netns
+async def test_close_while_warming_stops_the_handshake(env, lab):
+    _, ctx = env.open()
+    lab.cut("cloud")  # its master hangs in connect() until closed
+    ctx.warm(["cloud"])
+    config_file = ctx.config_file
+    for _ in range(50):
+        if processes_using(config_file):
+            break
+        await asyncio.sleep(0.05)
+    assert processes_using(config_file), "the warm master never started"
+    t0 = asyncio.get_running_loop().time()
+    await ctx.close()
+    assert asyncio.get_running_loop().time() - t0 < 5
+    assert ctx._warming == {}
+    assert processes_using(config_file) == []
+    assert ssh_children() == []
+
+
 async def test_close_stops_masters_and_removes_the_directory(env, workdirs):
     _, ctx = env.open()
     await ctx.connect("edge")

@@ -168,6 +168,7 @@ class TransferEngine:
         job = absolute_local_paths(job, self.config)
         # --parallel: the ranges' own connections open while the plan is made
         warming = asyncio.create_task(self._range_pools(job)) if job.parallel > 1 else None
+        self._warm_masters(job)
         try:
             plan = await make_plan(job, self.config, self.pool, self.openssh_for(job))
             handle = self._launch(job, plan, resume_id, stdin, stdout, key)
@@ -231,6 +232,23 @@ class TransferEngine:
             )
             for _ in range(n)
         ]
+
+    def _warm_masters(self, job: CopyJob) -> None:
+        """Open the OpenSSH masters of a file copy's remote ends while the plan is made.
+
+        Only where a leg is likely: not for ``-r`` (a directory streams over asyncssh), SFTP,
+        tar or ``--parallel``. A master the plan then does not use closes with the engine.
+        """
+        ctx = self.openssh_for(job)
+        if ctx is None or job.recursive or job.parallel > 1 or job.strategy in ("sftp", "tar"):
+            return
+        hosts = []
+        with contextlib.suppress(DifpipeError):  # the plan reports a bad end
+            for text in (job.source, *job.destinations):
+                ep = parse_endpoint(text, self.config)
+                if ep.is_remote and ep.host and ep.host not in hosts:
+                    hosts.append(ep.host)
+        ctx.warm(hosts)
 
     async def _range_pools(self, job: CopyJob) -> list[SSHPool]:
         """The extra pools of ``--parallel N``, connected to every remote end.

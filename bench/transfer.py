@@ -454,6 +454,7 @@ class Bench:
             self.local / "difpipe-asyncssh.toml", user=self.user, transport="asyncssh"
         )
         self.difpipe = difpipe_argv()
+        self.rclone = self._rclone_config()
         compile_checkout()
         self.src = self.lab.hosts["edge"].root / "src"
         self.src.mkdir()
@@ -464,6 +465,35 @@ class Bench:
                 uid, gid = self.lab.plain_ids()
                 os.chown(self.seen(name), uid, gid)
                 os.chown(self.seen(name, disk=True), uid, gid)
+
+    def _rclone_config(self) -> list[str] | None:
+        """``rclone --config FILE`` with one sftp remote per lab host, or None without rclone.
+
+        The remotes log in as the other tools do (same user, key and known_hosts) and keep
+        rclone's defaults otherwise, as people run it: its own Go SSH client, a remote hash
+        check after each file where the host has md5sum, 4 files at a time.
+        """
+        rclone = shutil.which("rclone")
+        if rclone is None:
+            return None
+        lines = []
+        for host in self.lab.hosts.values():
+            if host.jump:
+                continue
+            lines += [
+                f"[{host.name}]",
+                "type = sftp",
+                f"host = {host.address}",
+                f"port = {host.port}",
+                f"user = {self.user}",
+                f"key_file = {self.lab.client_key}",
+                f"known_hosts_file = {self.lab.known_hosts}",
+                "shell_type = unix",
+                "",
+            ]
+        conf = self.local / "rclone.conf"
+        conf.write_text("\n".join(lines))
+        return [rclone, "--config", str(conf)]
 
     # -- places ------------------------------------------------------------------------------
 
@@ -703,6 +733,13 @@ class Bench:
             Tool("scp -3 (default cipher)", [*scp, f"edge:{src}", f"cloud:{out}"]),
             Tool(f"scp -3 -c {AES}", [*scp, "-c", AES, f"edge:{src}", f"cloud:{out}"]),
         ]
+        if self.rclone:
+            tools.append(
+                Tool(
+                    "rclone copyto (sftp relay)",
+                    [*self.rclone, "copyto", f"edge:{src}", f"cloud:{out}"],
+                )
+            )
         res.rows = self.measure(
             tools,
             before=lambda: self.clear("cloud"),
@@ -750,6 +787,13 @@ class Bench:
             ),
             Tool("ssh tar | ssh tar (relay)", shell(f"{tar_read} | {tar_write}")),
         ]
+        if self.rclone:
+            tools.append(
+                Tool(
+                    "rclone copy (sftp relay)",
+                    [*self.rclone, "copy", f"edge:{root}", f"cloud:{dst}/tree"],
+                )
+            )
 
         def check(_tool: Tool) -> str | None:
             tree = self.seen("cloud") / "tree"
@@ -1172,6 +1216,9 @@ def machine(bench: Bench) -> dict[str, Any]:
         "openssh": version(["ssh", "-V"], r"OpenSSH_\S+"),
         "rsync": version(["rsync", "--version"], r"rsync\s+version\s+\S+"),
         "zstd": version(["zstd", "--version"], r"v\d+\.\d+\.\d+"),
+        "rclone": version(["rclone", "version"], r"rclone v\S+")
+        if bench.rclone
+        else "not installed",
         "difpipe": version([*bench.difpipe, "--version"]),
         "asyncssh": asyncssh_version,
         "rss_by": TIME + " -f %M" if bench.runner.use_time else "psutil, every 50 ms",
@@ -1237,7 +1284,8 @@ def main(argv: list[str] | None = None) -> int:
         info = machine(bench)
         say(f"machine: {info['nproc']} x {info['cpu']}, {info['memory']}, kernel {info['kernel']}")
         say(
-            f"tools: {info['openssh']}, {info['rsync']}, zstd {info['zstd']}, {info['difpipe']}"
+            f"tools: {info['openssh']}, {info['rsync']}, zstd {info['zstd']}, {info['rclone']}, "
+            f"{info['difpipe']}"
             f" (asyncssh {info['asyncssh']}, Python {info['python']})"
         )
         say(

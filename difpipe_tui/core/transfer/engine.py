@@ -488,6 +488,7 @@ class _Runner:
                 start=start,
                 limiter=self.limiter,
                 checkpoint_interval=self.job.checkpoint_interval,
+                stall_timeout=self.job.stall_timeout,
                 on_progress=self._progress,
                 on_checkpoint=self._checkpoint,
             )

@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ..errors import NetworkError
 
 DEFAULT_STALL_TIMEOUT = 60.0
 MAX_POLL = 1.0  # seconds between two looks at a pending write's progress
+
+T = TypeVar("T")
 
 
 def stall_error(name: str, timeout: float, host: str | None = None) -> NetworkError:
@@ -32,16 +35,15 @@ def stall_error(name: str, timeout: float, host: str | None = None) -> NetworkEr
 
 
 async def watched(
-    write: Awaitable[None],
-    taken: Callable[[], int | None],
+    write: Awaitable[T],
+    taken: Callable[[], object],
     timeout: float,
     on_stall: Callable[[], NetworkError],
-) -> None:
-    """Await ``write``; fail with ``on_stall()`` once ``taken()`` has not moved for ``timeout``
+) -> T:
+    """Await ``write``; fail with ``on_stall()`` once ``taken()`` has not changed for ``timeout``
     seconds (0: no limit). ``taken()`` None means progress shows only when the write ends."""
     if timeout <= 0:
-        await write
-        return
+        return await write
     task = asyncio.ensure_future(write)
     loop = asyncio.get_running_loop()
     poll = min(MAX_POLL, timeout / 4)
@@ -50,8 +52,7 @@ async def watched(
         while True:
             done, _ = await asyncio.wait({task}, timeout=poll)
             if done:
-                task.result()
-                return
+                return task.result()
             now, seen = loop.time(), taken()
             if seen is not None and seen != mark:
                 mark, since = seen, now

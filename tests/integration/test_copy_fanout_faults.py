@@ -205,3 +205,41 @@ async def test_a_cut_link_fails_that_destination_after_the_stall_timeout(
         assert waited < 15
     else:
         assert sha(good_file) == sha(src) and result.destinations[1].digest == sha(src)
+
+
+@pytest.mark.netns
+async def test_a_single_destination_behind_a_cut_link_fails_after_the_stall_timeout(
+    lab, h, workdirs, monkeypatch
+):
+    """One destination: with OpenSSH legs and sha256 hashed on both hosts the bytes go by
+    splice(2) from pipe to pipe, which has its own stall watch (the destination's pipe takes
+    nothing while data waits for it); with asyncssh it is the relay's."""
+    from difpipe_tui.core.transfer import splice
+
+    spliced = []
+    real = splice.splice_chunk
+    monkeypatch.setattr(
+        splice, "splice_chunk", lambda src, dst, n: spliced.append(n) or real(src, dst, n)
+    )
+    h.config = load_config(h.write_config("stall1.toml", connect_timeout=2.0, keepalive_interval=0))
+    src = random_file(workdirs["edge"] / "one.bin", 32 * MiB)
+    async with h.pool() as pool:
+        handle = await h.start(
+            pool,
+            source=f"edge:{src}",
+            destinations=(f"cloud:{workdirs['cloud']}/",),
+            stall_timeout=STALL,
+            retries=0,
+            rate_limit=8 * MiB,
+        )
+        while not any(e.bytes >= 4 * MiB for e in h.kinds("transfer.progress")):
+            await asyncio.sleep(0.05)
+        lab.cut("cloud")
+        result = await asyncio.wait_for(handle.wait(), 60)
+        lab.heal("cloud")
+    assert result.status == "failed"
+    assert exit_code_for(result) == ExitCode.NETWORK
+    assert result.destinations[0].error.startswith(f"cloud:{workdirs['cloud']}/one.bin: ")
+    assert f"no progress for {STALL:g} s" in result.destinations[0].error
+    assert not (workdirs["cloud"] / "one.bin").exists()
+    assert bool(spliced) == (h.transport == "openssh")

@@ -701,10 +701,24 @@ class _Runner:
                 await asyncio.gather(hashing, return_exceptions=True)
             elif hashing is not None:
                 # it hashed while the ranges moved (hashing outruns any link): with its digest
-                # each remote destination hashes and lands in one command
+                # each remote destination hashes and lands in one command; with --fail-fast
+                # they only hash, and land once every digest matched
                 expected = await hashing
-                checks = await asyncio.gather(*(self._whole_digest(d, expected) for d in written))
+                combined = None if self.job.fail_fast else expected
+                checks = await asyncio.gather(*(self._whole_digest(d, combined) for d in written))
                 digests = dict(zip(map(id, written), checks, strict=True))
+            if self.job.fail_fast and written:
+                rejected = {
+                    id(d): self._whole_check(d, expected, digests.get(id(d))) for d in written
+                }
+                cause = next((d for d in written if rejected[id(d)] is not None), None)
+                if cause is not None:
+                    cause.error = rejected[id(cause)]
+                    failed = [
+                        err or rejected.get(id(d)) or self._stopped_by(cause)
+                        for d, err in zip(live, failed, strict=True)
+                    ]
+                    written = []
             landed = await asyncio.gather(
                 *(self._land_whole(d, expected, digests.get(id(d)), size) for d in written)
             )
@@ -737,6 +751,24 @@ class _Runner:
             return await d.sink.full_digest(self.job.verify)
         except DifpipeError as err:
             return err
+
+    def _whole_check(
+        self,
+        d: _Dest,
+        expected: str | None,
+        digest: str | DifpipeError | tuple[str | None, bool] | None,
+    ) -> DifpipeError | None:
+        """Why a destination's whole-file digest rules out landing it, if it does."""
+        if isinstance(digest, tuple):
+            digest = digest[0]
+        if isinstance(digest, DifpipeError):
+            return digest
+        if expected is not None and digest is not None:
+            try:
+                compare(expected, digest, what=d.plan.label, algo=self.job.verify)
+            except DifpipeError as err:
+                return err
+        return None
 
     async def _land_whole(
         self,

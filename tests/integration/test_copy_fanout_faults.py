@@ -243,3 +243,39 @@ async def test_a_single_destination_behind_a_cut_link_fails_after_the_stall_time
     assert f"no progress for {STALL:g} s" in result.destinations[0].error
     assert not (workdirs["cloud"] / "one.bin").exists()
     assert bool(spliced) == (h.transport == "openssh")
+
+
+@pytest.mark.parametrize("fail_fast", [False, True], ids=["go-on", "fail-fast"])
+async def test_parallel_ranges_with_a_destination_that_fails_verification(
+    h, workdirs, monkeypatch, fail_fast
+):
+    """--parallel 2: each destination's ranges land in place, then the whole part file is
+    hashed; cloud's ranges arrive with their NUL bytes changed, so its digest differs."""
+    from difpipe_tui.core.transfer.parallel import RemoteRangeSink
+
+    real = RemoteRangeSink.write
+
+    async def write(self, data):
+        await real(self, data.replace(b"\0", b"\1") if self.host == "cloud" else data)
+
+    monkeypatch.setattr(RemoteRangeSink, "write", write)
+    src = random_file(workdirs["edge"] / "p.bin", 8 * MiB)
+    result = await h.copy(
+        source=f"edge:{src}",
+        destinations=(f"cloud:{workdirs['cloud']}/", f"storage:{workdirs['storage']}/"),
+        parallel=2,
+        fail_fast=fail_fast,
+        retries=0,
+    )
+    good_file = workdirs["storage"] / "p.bin"
+    check_outcome(
+        result,
+        fail_fast=fail_fast,
+        bad=0,
+        code=ExitCode.VERIFY,
+        says="mismatch",
+        good_file=good_file,
+    )
+    assert landed(workdirs, "p.bin") == ([] if fail_fast else ["storage"])
+    if not fail_fast:
+        assert sha(good_file) == sha(src)

@@ -279,3 +279,39 @@ async def test_parallel_ranges_with_a_destination_that_fails_verification(
     assert landed(workdirs, "p.bin") == ([] if fail_fast else ["storage"])
     if not fail_fast:
         assert sha(good_file) == sha(src)
+
+
+@pytest.mark.netns
+async def test_fail_fast_retries_every_destination_together_after_a_stall(lab, h, workdirs):
+    """A stall is retryable: with --fail-fast the first attempt stops both destinations, and
+    once the link is back they both retry from their checkpoints and land."""
+    h.config = load_config(h.write_config("stall2.toml", connect_timeout=2.0, keepalive_interval=0))
+    src = random_file(workdirs["edge"] / "r.bin", 24 * MiB)
+    async with h.pool() as pool:
+        handle = await h.start(
+            pool,
+            source=f"edge:{src}",
+            destinations=(f"cloud:{workdirs['cloud']}/", f"storage:{workdirs['storage']}/"),
+            stall_timeout=STALL,
+            fail_fast=True,
+            retries=3,
+            rate_limit=8 * MiB,
+            checkpoint_interval=MiB,
+        )
+        while not any(e.bytes >= 4 * MiB for e in h.kinds("transfer.progress")):
+            await asyncio.sleep(0.05)
+        lab.cut("cloud")
+        while not h.kinds("transfer.retry"):
+            await asyncio.sleep(0.05)
+        lab.heal("cloud")
+        result = await asyncio.wait_for(handle.wait(), 60)
+    assert result.status == "done", result
+    retry = h.kinds("transfer.retry")[0]
+    assert "no progress for 2 s" in retry.reason
+    stopped = [e for e in h.kinds("transfer.destination") if e.status == "failed"]
+    assert stopped == []  # a retryable stop is no failure: both destinations went on
+    resumed = {e.destination: e.offset for e in h.kinds("transfer.resume")}
+    assert len(resumed) == 2 and all(offset > 0 for offset in resumed.values()), resumed
+    assert {d.digest for d in result.destinations} == {sha(src)}
+    for host in ("cloud", "storage"):
+        assert sha(workdirs[host] / "r.bin") == sha(src)

@@ -40,6 +40,7 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "verify",
         "retries",
         "fail_fast",
+        "stall_timeout",
         "parallel",
         "overwrite",
     ):

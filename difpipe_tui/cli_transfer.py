@@ -160,7 +160,14 @@ def _job_args(p: argparse.ArgumentParser, *, resume: bool = False) -> None:
         "--fail-fast",
         action="store_const",
         const=True,
-        help="stop the whole copy when one destination fails",
+        help="stop the whole copy when one destination fails; nothing lands",
+    )
+    g.add_argument(
+        "--stall-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a destination that takes no data for this long fails (retryable) and the others"
+        " go on; 0: no limit (default: 60)",
     )
     g.add_argument(
         "--rate-limit",

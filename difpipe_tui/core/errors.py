@@ -136,3 +136,20 @@ class LocalIOError(DifpipeError):
 class Interrupted(DifpipeError):
     exit_code = ExitCode.INTERRUPTED
     kind = "interrupted"
+
+
+class FailFastStop(DifpipeError):
+    """A destination stopped because another failed (``--fail-fast``).
+
+    It carries the exit code and retryability of that failure, so the copy exits with the
+    failure's code whichever destination is listed first, and a retryable failure retries
+    every destination together.
+    """
+
+    kind = "stopped"
+
+    def __init__(self, failed: str, cause: DifpipeError):
+        self.cause = cause
+        self.exit_code = cause.exit_code
+        self.retryable = cause.retryable
+        super().__init__(f"stopped: {failed} failed (--fail-fast)")

@@ -274,3 +274,47 @@ def test_ctrl_c_of_a_local_tree_then_a_rerun_sends_only_the_rest(dp, dirs, tmp_p
     for i in range(24):
         name = f"part {i}.bin"
         assert sha(dirs["cloud"] / "tree" / name) == sha(src / name)
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(("fail_fast", "code"), [(False, 9), (True, 6)], ids=["go-on", "fail-fast"])
+def test_a_destination_behind_a_cut_link_fails_after_the_stall_timeout(
+    lab, dirs, tmp_path, transport, fail_fast, code
+):
+    """--stall-timeout 2 with SSH keepalives off: cloud's link is cut mid-stream; storage
+    lands (exit 9), or with --fail-fast the copy stops with the network error's code (6)."""
+    config = lab.write_config(tmp_path / "ka.toml", transport=transport, keepalive_interval=0)
+    dp = Difpipe(tmp_path / "home", config)
+    src = random_file(dirs["edge"] / "st.bin", 32 * MiB)
+    argv = [str(DIFPIPE), "--config", str(config), "copy", f"edge:{src}"]
+    argv += [f"cloud:{dirs['cloud']}/", f"storage:{dirs['storage']}/", "--progress", "json"]
+    argv += ["--rate-limit", "8M", "--stall-timeout", "2", "--retries", "0"]
+    argv += ["--fail-fast"] if fail_fast else []
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=dp.environment(),
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["kind"] == "transfer.progress" and event["bytes"] >= 4 * MiB:
+            break
+    lab.cut("cloud")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        lab.heal("cloud")
+    assert proc.returncode == code, err
+    summary = json.loads(out.splitlines()[-1])
+    cloud, storage = summary["destinations"]
+    assert "no progress for 2 s" in cloud["error"] and cloud["exit_code"] == 6
+    if fail_fast:
+        assert storage["status"] == "failed" and "--fail-fast" in storage["error"]
+        assert not (dirs["storage"] / "st.bin").exists()
+    else:
+        assert storage["status"] == "done" and sha(dirs["storage"] / "st.bin") == sha(src)
+    assert not (dirs["cloud"] / "st.bin").exists()

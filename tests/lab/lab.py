@@ -65,6 +65,7 @@ HOST_SPECS = (
 HOST_NAMES = tuple(spec.name for spec in HOST_SPECS)
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT = 15.0
+STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 MARKER = ".difpipe-lab"
 """Marks a lab's directory, so that only those are ever removed as leftovers."""
 
@@ -363,6 +364,31 @@ class Lab:
         finally:
             self._restart(name, original)
 
+    @contextlib.contextmanager
+    def without_tools(self, name: str, tools: Iterable[str]) -> Iterator[LabHost]:
+        """Run the host's sshd with a PATH on which ``tools`` (e.g. ``zstd``) cannot be found.
+
+        The PATH is one directory of symlinks to every command of the standard directories
+        but those: the binaries themselves stay where they are, other hosts still have them.
+        Open connections to the host end, as with :meth:`max_sessions`.
+        """
+        hidden = set(tools)
+        farm = Path(tempfile.mkdtemp(prefix=f"path-{name}-", dir=self.workdir))
+        farm.chmod(0o755)
+        for directory in STANDARD_PATH:
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(directory):
+                    link = farm / entry.name
+                    if entry.name not in hidden and not link.exists():
+                        link.symlink_to(entry.path)
+        original = self._sshd[name].config
+        self._restart(name, dataclasses.replace(original, path=str(farm)))
+        try:
+            yield self.hosts[name]
+        finally:
+            self._restart(name, original)
+            shutil.rmtree(farm, ignore_errors=True)
+
     def _restart(self, name: str, config: SshdConfig) -> None:
         sshd = self._sshd[name]
         sshd.stop()
@@ -513,6 +539,14 @@ class Lab:
     ) -> None:
         """Limit the host's link to ``rate`` (tc units, e.g. ``8mbit``) both ways until heal."""
         self._faults(name).cap(name, rate, burst, latency)
+
+    def link_bytes(self, name: str) -> tuple[int, int]:
+        """(received, sent) bytes on the host's link so far, counted by the kernel."""
+        if name not in self.hosts:
+            raise KeyError(name)
+        if self._topology is None:
+            pytest.skip(f"link counters need network namespaces ({self.fallback_reason})")
+        return self._topology.link_bytes(name)
 
     def nft_ruleset(self, name: str) -> str:
         """The nftables ruleset inside the host's namespace (shows :meth:`drop`'s rules)."""

@@ -233,6 +233,14 @@ class Topology:
         run(_tc(link.namespace, "qdisc", "replace", "dev", link.device, *tbf))
         run(_tc(link.peer_namespace, "qdisc", "replace", "dev", link.peer_device, *tbf))
 
+    def link_bytes(self, name: str) -> tuple[int, int]:
+        """(received, sent) bytes so far on the host's side of its link, as the kernel counts
+        them: every byte of every packet, whatever carried it."""
+        link = self.links[name]
+        shown = run(_ip(link.namespace, "-s", "-j", "link", "show", "dev", link.device)).stdout
+        stats = json.loads(shown)[0]["stats64"]
+        return int(stats["rx"]["bytes"]), int(stats["tx"]["bytes"])
+
     def heal(self, name: str) -> None:
         """Undo the faults on the host's link; every step is tried even if one fails."""
         link = self.links[name]

@@ -36,6 +36,9 @@ class SshdConfig:
     """A directory: ``authorized_keys/<user>`` holds the keys accepted for that user."""
     max_sessions: int | None = 100
     """Channels per connection; None leaves sshd's default (10). Tests open many at once."""
+    path: str | None = None
+    """The PATH of every session (sshd's ``SetEnv``, which wins over its default PATH);
+    None leaves sshd's default."""
 
     def render(self) -> str:
         lines = [
@@ -62,6 +65,8 @@ class SshdConfig:
         ]
         if self.max_sessions is not None:
             lines.append(f"MaxSessions {self.max_sessions}")
+        if self.path is not None:
+            lines.append(f"SetEnv PATH={self.path}")
         if sshd_version() >= (9, 8):
             # Newer sshd throttles source addresses after failed logins, which tests provoke.
             lines.append("PerSourcePenalties no")

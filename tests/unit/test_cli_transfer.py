@@ -233,6 +233,8 @@ def test_copy_maps_every_flag_to_a_job_field(capsys, tmp_path):
         "--retries",
         "7",
         "--fail-fast",
+        "--stall-timeout",
+        "7.5",
         "--rate-limit",
         "20M",
         "--parallel",
@@ -257,6 +259,7 @@ def test_copy_maps_every_flag_to_a_job_field(capsys, tmp_path):
         checkpoint_interval=128 * MiB,
         retries=7,
         fail_fast=True,
+        stall_timeout=7.5,
         rate_limit=20e6,
         parallel=4,
         buffer=32 * MiB,
@@ -282,6 +285,7 @@ def test_copy_defaults_are_the_job_defaults(capsys):
         (("edge:/a", "cloud:/b", "--buffer", "1k"), "--buffer: at least 1M"),
         (("edge:/a", "cloud:/b", "--checkpoint-interval", "x"), "--checkpoint-interval: expected"),
         (("edge:/a", "cloud:/b", "--parallel", "40"), "--parallel: expected 1..16"),
+        (("edge:/a", "cloud:/b", "--stall-timeout", "-1"), "--stall-timeout: expected 0.."),
         (("edge:/a", "cloud:/b", "--level", "x"), "argument --level: invalid int value"),
         (("edge:/a", "cloud:/b", "cloud:/b"), "a destination is listed twice"),
         (("edge:/a", "cloud:/b", "--progress", "json", "-o", "yaml"), "--progress json"),
@@ -398,6 +402,11 @@ def test_job_from_stdin_is_sniffed(capsys, monkeypatch, text):
             "transport: expected a string, got 1",
         ),
         ("job.txt", "just words", "expected a mapping of job fields"),
+        (
+            "job.toml",
+            'source = "edge:/a"\ndestinations = ["cloud:/b"]\nstall_timeout = "1m"\n',
+            'stall_timeout: expected a number of seconds, got "1m"',
+        ),
     ],
 )
 def test_bad_job_files(capsys, tmp_path, name, text, message):

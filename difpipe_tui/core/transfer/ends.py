@@ -324,6 +324,12 @@ class Sink:
     name = ""
     compressed = False  # takes compressed bytes and decompresses them itself
     resumable = False
+    watch_stall = True  # a write that makes no progress fails after the relay's stall timeout
+
+    def taken(self) -> int | None:
+        """How many bytes written so far the destination has taken, where that can be seen
+        while a write is pending (None: progress shows only when a write returns)."""
+        return None
 
     async def prepare(self, offset: int) -> None:
         """Create (offset 0) or truncate to ``offset`` the part file."""
@@ -398,6 +404,7 @@ class RemoteSink(Sink):
         self.name = f"{host}:{target}"
         self._append = False
         self._offset = 0
+        self._given = 0  # bytes handed to the channel
         self._proc: asyncssh.SSHClientProcess | None = None
 
     async def _run(self, line: str, what: str) -> str:
@@ -458,9 +465,16 @@ class RemoteSink(Sink):
         assert self._proc is not None
         try:
             self._proc.stdin.write(data)
+            self._given += len(data)
             await self._proc.stdin.drain()
         except (asyncssh.Error, OSError, BrokenPipeError) as exc:
             await self._raise_from_stderr(exc)
+
+    def taken(self) -> int | None:
+        """What left the channel's send buffer: SSH flow control holds the rest."""
+        if self._proc is None:
+            return None
+        return self._given - self._proc.stdin.channel.get_write_buffer_size()
 
     async def _raise_from_stderr(self, exc: BaseException) -> None:
         text = ""
@@ -656,6 +670,7 @@ class LocalSink(Sink):
 
 class StdoutSink(Sink):
     name = "-"
+    watch_stall = False  # the reader of a pipe may wait as long as it likes
 
     def __init__(self, stream: BinaryIO | None = None):
         self.stream = stream or sys.stdout.buffer

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..config import Config
-from ..errors import DifpipeError, ExitCode, UsageError, VerifyError
+from ..errors import DifpipeError, ExitCode, FailFastStop, UsageError, VerifyError
 from ..events import (
     EventBus,
     TransferCheckpoint,
@@ -277,6 +277,7 @@ class _Dest:
     plan: DestinationPlan
     result: DestinationResult
     sink: Sink | None = None
+    error: DifpipeError | None = None  # why it failed or waits for a retry
     offset: int = 0
     last_progress: float = 0.0
     rate: float = 0.0
@@ -351,7 +352,7 @@ class _Runner:
         for d in self.dests:
             if d.plan.problem is not None:
                 self._fail(d, d.plan.problem)
-        if self.job.fail_fast and any(d.result.status == "failed" for d in self.dests):
+        if self._fail_fast_sweep():
             await self._cleanup()
             return self._finish()
         attempt = 0
@@ -386,11 +387,31 @@ class _Runner:
                         d.result.status = "pending"
                     else:
                         d.result.status = "failed"
-            if not retryable:
+            if not retryable or self._fail_fast_sweep():
                 break
             await self._backoff(attempt, retryable[0].result.error or "")
         await self._cleanup()
         return self._finish()
+
+    def _fail_fast_sweep(self) -> bool:
+        """With ``--fail-fast``, once a destination has failed for good every other one that
+        has not landed fails too, with that failure's exit code. Whether that happened."""
+        failed = [d for d in self.dests if d.result.status == "failed"]
+        if not self.job.fail_fast or not failed:
+            return False
+        cause = next((d for d in failed if not isinstance(d.error, FailFastStop)), failed[0])
+        for d in self.dests:
+            if d.result.status not in ("done", "failed"):
+                self._fail(d, self._stopped_by(cause))
+        return True
+
+    @staticmethod
+    def _stopped_by(cause: _Dest) -> DifpipeError:
+        """The error of a destination that ``--fail-fast`` stops because ``cause`` failed."""
+        err = cause.error or DifpipeError(cause.result.error or "failed")
+        if isinstance(err, FailFastStop):
+            return err
+        return FailFastStop(cause.plan.label, err)
 
     async def _take_warm_pools(self) -> list[SSHPool]:
         task, self.warm_pools = self.warm_pools, None
@@ -441,14 +462,18 @@ class _Runner:
         if not live:
             return
         if self.job.fail_fast and len(live) < len(todo):
+            cause = next(d for d in todo if d not in live)
             for d in live:
                 await self._discard(d)
-                self._fail(d, DifpipeError("stopped: another destination failed (--fail-fast)"))
+                self._fail(d, self._stopped_by(cause))
             return
         source = self._make_source(start)
         opened = await self._open_ends(source, live)
-        if not opened:
+        if not opened or (self.job.fail_fast and len(opened) < len(live)):
             await source.abort()
+            if opened:
+                cause = next(d for d in live if d not in opened)
+                await self._stop_all(opened, cause)
             return
         live = opened
         sinks = [d.sink for d in live if d.sink is not None]
@@ -463,6 +488,7 @@ class _Runner:
                 start=start,
                 limiter=self.limiter,
                 checkpoint_interval=self.job.checkpoint_interval,
+                stall_timeout=self.job.stall_timeout,
                 on_progress=self._progress,
                 on_checkpoint=self._checkpoint,
             )
@@ -484,6 +510,12 @@ class _Runner:
         finally:
             self._relay = None
         by_sink = {id(st.sink): st for st in outcome.states}
+        if outcome.halted is not None:  # --fail-fast: one destination failed, all stop
+            await source.abort()
+            cause = self._dest_for(outcome.halted.sink)
+            await self._after_error(cause, outcome.halted.error or DifpipeError("failed"))
+            await self._stop_all([d for d in live if d is not cause], cause)
+            return
         if outcome.stopped:
             await source.abort()
             await self._save_stop_checkpoints(live, by_sink, outcome.offset, relay, start)
@@ -513,9 +545,15 @@ class _Runner:
             digest = source.digest  # the source host hashed what it sent (finish checked it)
             if digest is None:
                 raise VerifyError(f"{self.job.source}: the source sent no digest to compare")
-        await asyncio.gather(
-            *(self._complete(d, by_sink[id(d.sink)], digest, start, outcome.offset) for d in live)
-        )
+        await self._complete(live, by_sink, digest, start, outcome.offset)
+
+    async def _stop_all(self, dests: list[_Dest], cause: _Dest) -> None:
+        """``--fail-fast``: end the streams of ``dests`` because ``cause`` failed; they retry
+        with it (a retryable failure) or fail with its exit code, and land nothing."""
+        for d in dests:
+            if d.sink is not None:
+                await d.sink.abort()
+            await self._after_error(d, self._stopped_by(cause))
 
     def _relay_of(
         self, source: Source, sinks: list[Sink], start: int, compressor: Transformer | None
@@ -533,6 +571,7 @@ class _Runner:
             limiter=self.limiter,
             checkpoint_interval=self.job.checkpoint_interval,
             fail_fast=self.job.fail_fast,
+            stall_timeout=self.job.stall_timeout,
             on_progress=self._progress,
             on_checkpoint=self._checkpoint,
             encryptor=self._encryptor(source),
@@ -641,6 +680,7 @@ class _Runner:
                     limiter=self.limiter,
                     buffer=max(par.ALIGN, self.job.buffer // len(jobs)),  # they share --buffer
                     on_progress=progress,
+                    stall_timeout=self.job.stall_timeout,
                 )
             except BaseException:
                 if hashing is not None:
@@ -648,6 +688,12 @@ class _Runner:
                     await asyncio.gather(hashing, return_exceptions=True)
                 raise
             failed = [next((e[k] for e in errors if e[k]), None) for k in range(len(live))]
+            if self.job.fail_fast and any(failed):  # nothing lands when one destination failed
+                for k, err in enumerate(failed):
+                    if err is not None:
+                        live[k].error = err
+                cause = next(d for d, err in zip(live, failed, strict=True) if err is not None)
+                failed = [err or self._stopped_by(cause) for err in failed]
             written = [d for d, err in zip(live, failed, strict=True) if err is None]
             expected, digests = None, {}
             if hashing is not None and not written:
@@ -655,10 +701,24 @@ class _Runner:
                 await asyncio.gather(hashing, return_exceptions=True)
             elif hashing is not None:
                 # it hashed while the ranges moved (hashing outruns any link): with its digest
-                # each remote destination hashes and lands in one command
+                # each remote destination hashes and lands in one command; with --fail-fast
+                # they only hash, and land once every digest matched
                 expected = await hashing
-                checks = await asyncio.gather(*(self._whole_digest(d, expected) for d in written))
+                combined = None if self.job.fail_fast else expected
+                checks = await asyncio.gather(*(self._whole_digest(d, combined) for d in written))
                 digests = dict(zip(map(id, written), checks, strict=True))
+            if self.job.fail_fast and written:
+                rejected = {
+                    id(d): self._whole_check(d, expected, digests.get(id(d))) for d in written
+                }
+                cause = next((d for d in written if rejected[id(d)] is not None), None)
+                if cause is not None:
+                    cause.error = rejected[id(cause)]
+                    failed = [
+                        err or rejected.get(id(d)) or self._stopped_by(cause)
+                        for d, err in zip(live, failed, strict=True)
+                    ]
+                    written = []
             landed = await asyncio.gather(
                 *(self._land_whole(d, expected, digests.get(id(d)), size) for d in written)
             )
@@ -668,6 +728,7 @@ class _Runner:
                 if err is not None:
                     await self._discard(d)
                     if err.retryable:
+                        d.error = err
                         d.result.status = "retry"
                         d.result.error, d.result.exit_code = str(err), int(err.exit_code)
                     else:
@@ -690,6 +751,24 @@ class _Runner:
             return await d.sink.full_digest(self.job.verify)
         except DifpipeError as err:
             return err
+
+    def _whole_check(
+        self,
+        d: _Dest,
+        expected: str | None,
+        digest: str | DifpipeError | tuple[str | None, bool] | None,
+    ) -> DifpipeError | None:
+        """Why a destination's whole-file digest rules out landing it, if it does."""
+        if isinstance(digest, tuple):
+            digest = digest[0]
+        if isinstance(digest, DifpipeError):
+            return digest
+        if expected is not None and digest is not None:
+            try:
+                compare(expected, digest, what=d.plan.label, algo=self.job.verify)
+            except DifpipeError as err:
+                return err
+        return None
 
     async def _land_whole(
         self,
@@ -731,19 +810,60 @@ class _Runner:
         await d.sink.prepare(start)
 
     async def _complete(
-        self, d: _Dest, st: SinkState, digest: str | None, start: int, end: int
+        self,
+        live: list[_Dest],
+        by_sink: dict[int, SinkState],
+        digest: str | None,
+        start: int,
+        end: int,
     ) -> None:
+        """Check every destination's copy, then land those that passed.
+
+        With ``--fail-fast`` a destination lands only when every one passed, so a failed
+        check (a mismatch, a remote command that failed at the end) lands nothing anywhere.
+        """
+        checks = await asyncio.gather(*(self._check(d, by_sink[id(d.sink)], digest) for d in live))
+        failed = [d for d, (_, err) in zip(live, checks, strict=True) if err is not None]
+        for d, (_, err) in zip(live, checks, strict=True):
+            if err is not None:
+                await self._rejected(d, err)
+        if self.job.fail_fast and failed:
+            for d in live:
+                if d not in failed:
+                    await self._after_error(d, self._stopped_by(failed[0]))
+            return
+        await asyncio.gather(
+            *(
+                self._land(d, digest, dest_digest, start, end)
+                for d, (dest_digest, err) in zip(live, checks, strict=True)
+                if err is None
+            )
+        )
+
+    async def _check(
+        self, d: _Dest, st: SinkState, digest: str | None
+    ) -> tuple[str | None, DifpipeError | None]:
+        """(the destination's digest, why its copy cannot land): its stream ends and its
+        digest of what it wrote is compared with the stream's."""
         assert d.sink is not None
         if st.error is not None:
-            await self._after_error(d, st.error)
-            return
+            return None, st.error
         try:
             dest_digest = await d.sink.finish()
-            what = d.plan.label
-            await self._check_continued_part(d.sink, what)
+            await self._check_continued_part(d.sink, d.plan.label)
+            if self.job.verify != "none" and digest is not None and dest_digest is not None:
+                compare(digest, dest_digest, what=d.plan.label, algo=self.job.verify)
+        except DifpipeError as err:
+            return None, err
+        return dest_digest, None
+
+    async def _land(
+        self, d: _Dest, digest: str | None, dest_digest: str | None, start: int, end: int
+    ) -> None:
+        """Rename a checked part file over its target."""
+        assert d.sink is not None
+        try:
             if self.job.verify != "none" and digest is not None:
-                if dest_digest is not None:
-                    compare(digest, dest_digest, what=what, algo=self.job.verify)
                 if start > 0:  # this run's digest covers only its bytes: report the whole file's
                     dest_digest = await d.sink.land_with_digest(self.job.overwrite, self.job.verify)
                 else:
@@ -752,10 +872,7 @@ class _Runner:
             else:
                 await d.sink.land(self.job.overwrite)
         except DifpipeError as err:
-            if isinstance(err, VerifyError):
-                await self._discard(d)
-                self.store.delete_checkpoint(self.id, d.plan.label)
-            await self._after_error(d, err)
+            await self._rejected(d, err)
             return
         d.result.status = "done"
         d.result.bytes = end
@@ -772,7 +889,15 @@ class _Runner:
             )
         )
 
+    async def _rejected(self, d: _Dest, err: DifpipeError) -> None:
+        """A copy that cannot land: one that failed verification is removed, never resumed."""
+        if isinstance(err, VerifyError):
+            await self._discard(d)
+            self.store.delete_checkpoint(self.id, d.plan.label)
+        await self._after_error(d, err)
+
     async def _after_error(self, d: _Dest, err: DifpipeError) -> None:
+        d.error = err
         if err.retryable and d.sink is not None and d.sink.resumable:
             d.result.status = "retry"
             d.result.error, d.result.exit_code = str(err), int(err.exit_code)
@@ -780,6 +905,7 @@ class _Runner:
         self._fail(d, err)
 
     def _fail(self, d: _Dest, err: DifpipeError) -> None:
+        d.error = err
         d.result.status = "failed"
         d.result.error = str(err)
         d.result.exit_code = int(err.exit_code) if err.exit_code else int(ExitCode.INTERNAL)

@@ -17,11 +17,13 @@ from typing import Any
 from ..errors import UsageError
 from .codecs import COMPRESS_CHOICES, get_codec
 from .ratelimit import parse_rate, parse_size
+from .stall import DEFAULT_STALL_TIMEOUT
 from .verify import DIGESTS
 
 STRATEGIES = ("auto", "exec", "sftp", "tar")
 TRANSPORTS = ("auto", "asyncssh", "openssh")
 MiB = 1024 * 1024
+MAX_STALL_TIMEOUT = 86400.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class CopyJob:
     checkpoint_interval: int = 64 * MiB
     retries: int = 3
     fail_fast: bool = False
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT  # seconds a destination may take nothing; 0: off
     rate_limit: float | None = None
     parallel: int = 1
     buffer: int = 16 * MiB
@@ -61,6 +64,11 @@ class CopyJob:
             raise UsageError("--checkpoint-interval: at least 1M")
         if not 0 <= self.retries <= 100:
             raise UsageError(f"--retries: expected 0..100, got {self.retries}")
+        if not 0 <= self.stall_timeout <= MAX_STALL_TIMEOUT:
+            raise UsageError(
+                f"--stall-timeout: expected 0..{MAX_STALL_TIMEOUT:g} seconds (0: off),"
+                f" got {self.stall_timeout:g}"
+            )
         if not 1 <= self.parallel <= 16:
             raise UsageError(f"--parallel: expected 1..16, got {self.parallel}")
         if self.buffer < MiB:
@@ -136,6 +144,10 @@ def _coerce(key: str, value: Any, what: str) -> Any:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
+    if key == "stall_timeout":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise bad("a number of seconds")
+        return float(value)
     if key in ("level", "retries", "parallel"):
         if value is None and key == "level":
             return None
@@ -165,7 +177,19 @@ def job_schema() -> dict[str, Any]:
         "verify": {"enum": list(DIGESTS), "default": "sha256"},
         "checkpoint_interval": {**size, "default": "64M"},
         "retries": {"type": "integer", "minimum": 0, "maximum": 100, "default": 3},
-        "fail_fast": {"type": "boolean", "default": False},
+        "fail_fast": {
+            "type": "boolean",
+            "default": False,
+            "description": "one destination failing stops the others; nothing lands",
+        },
+        "stall_timeout": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_STALL_TIMEOUT,
+            "default": DEFAULT_STALL_TIMEOUT,
+            "description": "seconds a destination may take no data before it fails (retryable)"
+            " and the others go on; 0: no limit",
+        },
         "rate_limit": {
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0},

@@ -916,6 +916,8 @@ class _Leg:
         self.err: IO[bytes] | None = None
         self.out: IO[bytes] | None = None
         self.eof = False
+        self.moved = 0  # bytes through our end of the pipe
+        self.blocked = False  # a splice waits for room in this leg's pipe
         self._aborted = False
         self._io = threading.Lock()  # held by the worker thread during each read/write
         self._wake_r, self._wake_w = os.pipe()
@@ -977,6 +979,7 @@ class _Leg:
                     self._wait(fd, select.POLLOUT)
                     continue
                 view = view[k:]
+                self.moved += k
 
     # -- event-loop side -----------------------------------------------------------------------
 
@@ -1160,6 +1163,10 @@ class OpenSSHSink(RemoteSink):
         self._leg = await self.ctx._start_leg(
             self.host, self.command_line(), feed=True, digest=self.digest_argv is not None
         )
+
+    def taken(self) -> int | None:
+        """What went into ssh's pipe (1 MiB): ssh stops reading it when the link stalls."""
+        return self._leg.moved if self._leg is not None else None
 
     async def write(self, data: bytes) -> None:
         leg = self._leg

@@ -237,6 +237,7 @@ async def run_ranges(
     limiter: TokenBucket | None,
     buffer: int,
     on_progress: Callable[[int, Sink, int], None],
+    stall_timeout: float = 0,
 ) -> list[list[DifpipeError | None]]:
     """Relay every range at once; per range, the error of each destination (None: written)."""
 
@@ -260,6 +261,7 @@ async def run_ranges(
             buffer=buffer,
             limiter=limiter,
             checkpoint_interval=0,
+            stall_timeout=stall_timeout,
             on_progress=lambda sink, end: on_progress(i, sink, end - job.offset),
         )
         try:

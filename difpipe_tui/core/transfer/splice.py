@@ -14,6 +14,7 @@ Measured on a 2 GiB relay, this process then spends ~0.5 ms of CPU per MB instea
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import select
 import time
@@ -23,6 +24,7 @@ from ..errors import DifpipeError, NetworkError
 from .ends import FAIL_MARK, Sink, Source
 from .openssh import ABORT_TIMEOUT, OpenSSHSink, OpenSSHSource, _Aborted, _Leg
 from .ratelimit import TokenBucket
+from .stall import DEFAULT_STALL_TIMEOUT, stall_error, watched
 from .stream import CHUNK, RelayOutcome, SinkState
 
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
@@ -91,13 +93,18 @@ def splice_chunk(src: _Leg, dst: _Leg, n: int) -> tuple[int, bool]:
                 if not _ready(src.fd, select.POLLIN):
                     _wait(src.fd, select.POLLIN, wake)
                 else:
-                    _wait(dst.fd, select.POLLOUT, wake)
+                    dst.blocked = True
+                    try:
+                        _wait(dst.fd, select.POLLOUT, wake)
+                    finally:
+                        dst.blocked = False
                 time.sleep(GATHER)
                 continue
             if k == 0:
                 src.eof = True
                 return moved, True
             moved += k
+            dst.moved += k
     return moved, False
 
 
@@ -107,6 +114,9 @@ class SpliceRelay:
     Without a rate limit, each call moves what the stream carries in about :data:`STEP`
     seconds (``chunk`` to :data:`MAX_CHUNK` bytes): fewer hand-offs to a worker thread on a
     fast link, while pause and stop still act within a fraction of a second on a slow one.
+    When the destination's pipe takes nothing for ``stall_timeout`` seconds while data waits
+    for it, the destination fails as in :class:`~.stream.Relay` (waiting for the source never
+    counts).
     """
 
     def __init__(
@@ -118,6 +128,7 @@ class SpliceRelay:
         chunk: int = CHUNK,
         limiter: TokenBucket | None = None,
         checkpoint_interval: int = 0,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         on_progress: Callable[[Sink, int], None] | None = None,
         on_checkpoint: Callable[[Sink, int, str], None] | None = None,
     ):
@@ -126,6 +137,7 @@ class SpliceRelay:
         self.chunk = chunk
         self.limiter = limiter
         self.interval = checkpoint_interval
+        self.stall_timeout = stall_timeout
         self.on_progress = on_progress
         self.on_checkpoint = on_checkpoint
         self._checkpoints = 0
@@ -153,6 +165,14 @@ class SpliceRelay:
         assert src is not None and dst is not None
         stopped = eof = False
         chunk = self.chunk
+        ticks = itertools.count()
+
+        def progress() -> int:  # only a wait on the destination's pipe can be a stall
+            return dst.moved if dst.blocked else -next(ticks) - 1
+
+        def stalled() -> NetworkError:
+            return stall_error(self.sink.name, self.stall_timeout, self.sink.host)
+
         while True:
             await self.running.wait()
             if self._stop:
@@ -160,7 +180,16 @@ class SpliceRelay:
                 break
             began = time.monotonic()
             try:
-                moved, eof = await asyncio.to_thread(splice_chunk, src, dst, chunk)
+                moved, eof = await watched(
+                    asyncio.to_thread(splice_chunk, src, dst, chunk),
+                    progress,
+                    self.stall_timeout,
+                    stalled,
+                )
+            except NetworkError as err:  # a stall: only the destination's stream ends
+                self.state.error = err
+                await self.sink.abort()
+                break
             except _Aborted:
                 raise NetworkError(
                     f"{self.source.path}: the stream was aborted", host=self.source.host

@@ -3,7 +3,11 @@
 Each destination has a writer task and a bounded queue. The reader waits whenever a queue is
 full, so memory stays bounded by ``buffer`` per destination whatever the file size, and a
 slow destination paces the stream instead of filling RAM. A destination that fails is dropped
-and the others go on (unless ``fail_fast``).
+and the others go on. A destination that takes no bytes for ``stall_timeout`` seconds fails
+(see :mod:`.stall`), so a cut link cannot hold the others back for longer than that.
+
+With ``fail_fast`` the first destination that fails ends the stream for all of them:
+:attr:`RelayOutcome.halted` names it, and nothing is landed.
 
 The relay hashes the raw bytes of the stream (after decompressing what a remote compressed)
 and snapshots the digest every ``checkpoint_interval`` bytes. A checkpoint is reported for a
@@ -22,6 +26,7 @@ from .codecs import Transformer
 from .encrypt import Encryptor
 from .ends import Sink, Source
 from .ratelimit import TokenBucket
+from .stall import DEFAULT_STALL_TIMEOUT, stall_error, watched
 from .verify import new_hasher
 
 CHUNK = 1024 * 1024
@@ -49,6 +54,7 @@ class RelayOutcome:
     stopped: bool  # stopped on request before the end of the data
     eof: bool  # the whole source was read
     states: list[SinkState] = field(default_factory=list)
+    halted: SinkState | None = None  # with fail_fast: the destination whose failure ended it
 
 
 class Relay:
@@ -66,6 +72,7 @@ class Relay:
         limiter: TokenBucket | None = None,
         checkpoint_interval: int = 64 * CHUNK,
         fail_fast: bool = False,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         on_progress: Callable[[Sink, int], None] | None = None,
         on_checkpoint: Callable[[Sink, int, str], None] | None = None,
         encryptor: Encryptor | None = None,
@@ -81,6 +88,8 @@ class Relay:
         self.limiter = limiter
         self.interval = checkpoint_interval
         self.fail_fast = fail_fast
+        self.stall_timeout = stall_timeout
+        self.halted: SinkState | None = None
         self.on_progress = on_progress
         self.on_checkpoint = on_checkpoint
         depth = max(2, buffer // chunk)
@@ -119,6 +128,8 @@ class Relay:
                 if self._stop:
                     stopped = True
                     break
+                if self.halted is not None:
+                    break
                 wire = await self.source.read(self.chunk)
                 if not wire:
                     eof = True
@@ -136,14 +147,23 @@ class Relay:
             for st in self.states:
                 if st.alive:
                     await st.queue.put(None)
-            await asyncio.gather(*(st.task for st in self.states if st.task))
+            ended = await asyncio.gather(
+                *(st.task for st in self.states if st.task), return_exceptions=True
+            )
+            for outcome in ended:  # only a halt cancels a writer
+                if isinstance(outcome, BaseException) and not (
+                    self.halted is not None and isinstance(outcome, asyncio.CancelledError)
+                ):
+                    raise outcome
         except BaseException:
             for st in self.states:
                 if st.task is not None:
                     st.task.cancel()
             raise
         digest = None if self.algo == "none" else self._hasher.hexdigest()
-        return RelayOutcome(self.offset, self.wire_bytes, digest, stopped, eof, self.states)
+        return RelayOutcome(
+            self.offset, self.wire_bytes, digest, stopped, eof, self.states, self.halted
+        )
 
     def prefix_digest(self) -> str:
         """The digest of the raw bytes relayed in this run so far."""
@@ -230,18 +250,12 @@ class Relay:
                 continue
             try:
                 if payload:
-                    await st.sink.write(payload)
+                    await self._write(st.sink, payload)
             except DifpipeError as err:
-                st.error = err
-                await st.sink.abort()
-                if self.fail_fast:
-                    self.stop()
-                self._drain(st)
+                await self._dead(st, err)
                 return
             except (ConnectionError, OSError) as exc:
-                st.error = NetworkError(f"{st.sink.name}: {exc}")
-                await st.sink.abort()
-                self._drain(st)
+                await self._dead(st, NetworkError(f"{st.sink.name}: {exc}"))
                 return
             st.written = end
             if self.on_progress is not None:
@@ -253,6 +267,29 @@ class Relay:
                 st.checkpoints_done += 1
                 if self.on_checkpoint is not None:
                     self.on_checkpoint(st.sink, offset, digest)
+
+    async def _write(self, sink: Sink, payload: bytes) -> None:
+        """One write, failed as a stall when the destination takes nothing for too long."""
+        timeout = self.stall_timeout if sink.watch_stall else 0
+        await watched(
+            sink.write(payload),
+            sink.taken,
+            timeout,
+            lambda: stall_error(sink.name, timeout, getattr(sink, "host", None)),
+        )
+
+    async def _dead(self, st: SinkState, err: DifpipeError) -> None:
+        """A destination failed: drop it; with ``fail_fast`` the whole stream ends."""
+        st.error = err
+        await st.sink.abort()
+        if self.fail_fast and self.halted is None:
+            self.halted = st
+            self.running.set()  # a paused relay wakes to end
+            for other in self.states:  # they stop at once, a stalled one too
+                if other is not st and other.task is not None:
+                    other.task.cancel()
+                    self._drain(other)
+        self._drain(st)
 
     def _drain(self, st: SinkState) -> None:
         """Empty a dead destination's queue so the reader never waits on it."""

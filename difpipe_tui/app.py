@@ -187,9 +187,10 @@ class DifpipeApp(App[None]):
             for command in spec.screen.palette(self):
                 run = partial(self.run_on_screen, spec.id, command.run)
                 yield SystemCommand(command.title, command.help, run)
+        remember = "for this session (read-only)" if self.readonly else "and remember it"
         for name in THEMES:
             yield SystemCommand(
-                f"Theme: {name}", "switch and remember it", lambda n=name: setattr(self, "theme", n)
+                f"Theme: {name}", f"switch {remember}", lambda n=name: setattr(self, "theme", n)
             )
         if isinstance(screen, EngineScreen):
             yield from screen.commands()
@@ -197,6 +198,9 @@ class DifpipeApp(App[None]):
     # -- themes --------------------------------------------------------------------------------
 
     def watch_theme(self, name: str) -> None:
+        """Remember a theme switched at run time, unless read-only: then it lasts the session."""
+        if self.readonly:
+            return
         if name in THEMES and name != self.bridge.config.ui.theme and self.is_running:
             future = self.bridge.submit(self.bridge.save_ui, theme=name)
             future.add_done_callback(self._saved)

@@ -73,6 +73,25 @@ async def test_theme_switch_from_the_palette_is_saved(seeded_app, home):
     assert list(data["hosts"]) == ["edge-pi", "cloud", "backup"]  # other entries kept
 
 
+async def test_a_theme_switched_in_readonly_lasts_the_session_and_writes_nothing(
+    seeded_bridge, home
+):
+    path = home / "difpipe.toml"
+    before = path.read_bytes()
+    app = build_app(bridge=seeded_bridge, sysinfo=FIXED_SYS, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p", *"Theme: light")
+        await pilot.pause()
+        await pilot.press("enter")
+        assert app.theme == "light"
+        # anything the switch handed the engine thread has run before this call returns
+        seeded_bridge.submit(seeded_bridge.host_statuses).result(timeout=5)
+        await pilot.pause(0.2)
+        assert path.read_bytes() == before
+        assert seeded_bridge.config.ui.theme == "dark"
+    assert path.read_bytes() == before
+
+
 async def test_help_lists_the_keys_of_the_screen_with_the_keymap_applied(write_config, make_bridge):
     write_config('[ui.keymap]\n"screen.events" = "v"\n"overview.check" = "k"\n')
     app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)

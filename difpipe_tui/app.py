@@ -8,7 +8,10 @@ screen, theme and screen command by name. Keys are remapped with ``[ui.keymap]``
 
 from __future__ import annotations
 
+import difflib
 import gc
+import importlib
+import pkgutil
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 
@@ -231,14 +235,32 @@ class DifpipeApp(App[None]):
 
 
 def binding_ids() -> set[str]:
-    """Every binding id that ``[ui.keymap]`` may remap."""
+    """Every binding id that ``[ui.keymap]`` may remap: the app's and those of every screen,
+    modal and widget in the console's packages (each module imported to find them)."""
     ids = set()
-    for cls in (DifpipeApp, HelpScreen, *(spec.screen for spec in SCREENS)):
+    for cls in (DifpipeApp, *_console_nodes()):
         for klass in cls.__mro__:
             for binding in vars(klass).get("BINDINGS", ()):
                 if isinstance(binding, Binding) and binding.id:
                     ids.add(binding.id)
     return ids
+
+
+def _console_nodes() -> list[type[DOMNode]]:
+    """The screens and widgets defined in :mod:`difpipe_tui.screens` and
+    :mod:`difpipe_tui.widgets`, modals and forms included."""
+    from . import screens, widgets
+
+    for package in (screens, widgets):
+        for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            importlib.import_module(module.name)
+    found, todo = [], [DOMNode]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith((screens.__name__, widgets.__name__)):
+                found.append(sub)
+    return found
 
 
 def check_ui(theme: str, keymap: dict[str, str]) -> None:
@@ -248,10 +270,12 @@ def check_ui(theme: str, keymap: dict[str, str]) -> None:
     known = binding_ids()
     for binding_id in keymap:
         if binding_id not in known:
+            close = difflib.get_close_matches(binding_id, known, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigKeyError(
                 f"ui.keymap.{binding_id}",
                 "no such binding",
-                hint=f"known: {', '.join(sorted(known))}",
+                hint=f"{guess}known: {', '.join(sorted(known))}",
             )
 
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from textual.binding import Binding
 
-from difpipe_tui.app import build_app
+from difpipe_tui.app import binding_ids, build_app, check_ui
 from difpipe_tui.core.config import ConfigKeyError
 from difpipe_tui.core.errors import UsageError
+from difpipe_tui.screens import SCREENS
+from difpipe_tui.screens.checkpoint_detail import CheckpointDetail
+from difpipe_tui.screens.confirm import ConfirmScreen
 from difpipe_tui.screens.events import EventsScreen
 from difpipe_tui.screens.help import HelpScreen
+from difpipe_tui.screens.host_form import HostForm
+from difpipe_tui.screens.host_import import ImportScreen
 from difpipe_tui.screens.overview import ROUTINE, OverviewScreen
+from difpipe_tui.screens.transfer_details import TransferDetailsScreen
+from difpipe_tui.screens.transfer_form import TransferForm
 from tests.tui.helpers import FIXED_EVENTS, FIXED_SYS, cell_texts, publish_fixed, wait_until
 
 SIZE = (120, 40)
@@ -122,6 +130,37 @@ def test_a_bad_theme_or_keymap_names_the_key(write_config, make_bridge, toml, ke
         build_app(bridge=make_bridge())
     assert info.value.key == key
     assert str(info.value).startswith(f"{key}: ")
+
+
+MODALS = (
+    HostForm,
+    ImportScreen,
+    TransferForm,
+    ConfirmScreen,
+    CheckpointDetail,
+    TransferDetailsScreen,
+    HelpScreen,
+)
+
+
+def test_every_binding_of_every_screen_and_modal_can_be_remapped():
+    ids = binding_ids()
+    for cls in (*MODALS, *(spec.screen for spec in SCREENS)):
+        declared = {b.id for b in cls.BINDINGS if isinstance(b, Binding)}
+        assert declared, cls.__name__
+        assert declared <= ids, cls.__name__
+    assert {"transfer_form.start", "hostform.save", "confirm.yes", "checkpoint.close"} <= ids
+    check_ui("dark", dict.fromkeys(ids, "f9"))  # all accepted
+
+
+def test_an_unknown_binding_id_is_refused_in_one_line_naming_it():
+    with pytest.raises(ConfigKeyError) as info:
+        check_ui("dark", {"hostform.save": "f2", "transfer_form.strat": "f5"})
+    text = info.value.render()
+    assert info.value.key == "ui.keymap.transfer_form.strat"
+    assert "\n" not in text
+    assert text.startswith("ui.keymap.transfer_form.strat: no such binding (did you mean ")
+    assert "'transfer_form.start'?" in text
 
 
 def test_an_unknown_theme_option_is_a_usage_error(seeded_bridge):

@@ -533,3 +533,34 @@ async def test_a_config_file_broken_elsewhere_is_a_notification_and_the_hosts_st
         assert seeded_app.screen.table.shown_keys == ["edge-pi", "cloud", "backup"]
         path.write_text(good + '\n[hosts.nas]\naddress = "192.0.2.40"\n')
         await wait_until(lambda: "nas" in seeded_app.screen.table.shown_keys, timeout=10)
+
+
+async def test_keys_of_the_host_form_and_the_confirmation_follow_the_keymap(
+    write_config, make_bridge
+):
+    config_file = write_config(
+        CONFIG + '\n[ui.keymap]\n"hostform.save" = "f2"\n"confirm.yes" = "j"\n'
+    )
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a", *"nas", "tab", *"192.0.2.40")
+        form = app.screen
+        assert isinstance(form, HostForm)
+        await pilot.press("ctrl+s")  # the key it had: no longer saves
+        await pilot.pause()
+        assert app.screen is form
+        assert "nas" not in toml(config_file)["hosts"]
+        await pilot.press("f2")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert toml(config_file)["hosts"]["nas"] == {"address": "192.0.2.40"}
+        await select(pilot, "nas")
+        await pilot.press("d", "y")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)  # y is no longer the answer
+        await pilot.press("j")
+        await settle(pilot)
+        assert isinstance(app.screen, HostsScreen)
+        assert "nas" not in app.screen.table.shown_keys
+    assert list(toml(config_file)["hosts"]) == ["edge-pi", "cloud", "backup"]

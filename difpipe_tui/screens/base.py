@@ -9,6 +9,8 @@
 - Actions listed in :attr:`EngineScreen.MUTATING` are hidden and refused in ``--readonly``.
 - :meth:`EngineScreen.palette` lists commands offered in the command palette on every screen:
   choosing one shows this screen, then runs the command on it.
+- :class:`TableFilter` gives a screen or a modal ``/`` over its tables; :class:`FilteredScreen`
+  is an :class:`EngineScreen` with it.
 """
 
 from __future__ import annotations
@@ -147,47 +149,83 @@ class EngineScreen(Screen):
             self.console.show_error(event.worker.error, event.worker.description)
 
 
-class FilteredScreen(EngineScreen):
-    """An :class:`EngineScreen` around one :class:`FilterTable` (:attr:`FILTER_TABLE`) and a
-    hidden ``#filter`` input: ``/`` opens it, typing narrows the table, enter keeps the filter,
-    esc clears it, or goes back when no filter is shown."""
+class TableFilter:
+    """Mixed into a :class:`Screen`: ``/`` filters the :class:`FilterTable` widgets that
+    :attr:`FILTER_TABLE` selects (one table, or every table of the screen at once) through a
+    hidden ``#filter`` input: typing narrows them, enter keeps the filter, esc clears it
+    (:meth:`close_filter`).
+
+    For screens and modals alike: ``class Preview(TableFilter, ModalScreen[...])``. Not a
+    Screen itself, so that the screen's own base gives it its CSS (a modal's dimmed backdrop)."""
 
     FILTER_TABLE: ClassVar[str] = ""
+    _filter_from: FilterTable | None = None  # the table focused when the filter opened
 
     def filter_changed(self) -> None:
-        """The filter text changed (the table has already applied it)."""
+        """The filter text changed (the tables have already applied it)."""
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter_box().value
 
     def set_filter(self, text: str) -> None:
         """Filter by ``text`` (the box shows it, or hides when it is empty)."""
-        box, table = self._filter_parts()
+        box = self._filter_box()
         box.value = text
         box.display = bool(text)
-        table.set_filter(text)
+        self._apply_filter(text)
+
+    def close_filter(self) -> bool:
+        """Clear and hide the filter if it is shown; whether it was."""
+        box = self._filter_box()
+        if not box.display:
+            return False
+        box.value = ""
+        box.display = False
+        self._apply_filter("")
+        self._filter_home().focus()
+        return True
+
+    def _filter_box(self) -> Input:
+        return self.query_one("#filter", Input)
+
+    def _filter_tables(self) -> list[FilterTable]:
+        return list(self.query(self.FILTER_TABLE).results(FilterTable))
+
+    def _filter_home(self) -> FilterTable:
+        """The table the keys go back to: the one focused when ``/`` was pressed."""
+        tables = self._filter_tables()
+        return self._filter_from if self._filter_from in tables else tables[0]
+
+    def _apply_filter(self, text: str) -> None:
+        for table in self._filter_tables():
+            table.set_filter(text)
         self.filter_changed()
 
-    def _filter_parts(self) -> tuple[Input, FilterTable]:
-        return self.query_one("#filter", Input), self.query_one(self.FILTER_TABLE, FilterTable)
-
     def action_open_filter(self) -> None:
-        box, _ = self._filter_parts()
+        if isinstance(self.focused, FilterTable):
+            self._filter_from = self.focused
+        box = self._filter_box()
         box.display = True
         box.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one(self.FILTER_TABLE, FilterTable).set_filter(event.value)
-        self.filter_changed()
+        if event.input.id == "filter":
+            self._apply_filter(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
         event.stop()
-        box, table = self._filter_parts()
+        box = self._filter_box()
         box.display = bool(box.value)
-        table.focus()
+        self._filter_home().focus()
+
+
+class FilteredScreen(TableFilter, EngineScreen):
+    """An :class:`EngineScreen` with a :class:`TableFilter`: esc clears the filter, or goes
+    back when no filter is shown."""
 
     def action_escape(self) -> None:
-        box, table = self._filter_parts()
-        if box.display:
-            box.value = ""
-            box.display = False
-            table.focus()
-        else:
+        if not self.close_filter():
             self.console.action_back()

@@ -44,6 +44,31 @@ async def test_overview_shows_stored_checks_and_live_events(seeded_app):
         assert [row[1] for row in cell_texts(app, "#latest")] == news
 
 
+async def test_slash_filters_every_table_of_the_overview(seeded_app):
+    async with seeded_app.run_test(size=SIZE) as pilot:
+        app = seeded_app
+        await app.workers.wait_for_complete()
+        await publish_fixed(app)
+        await pilot.pause()
+        await pilot.press("slash", *"cloud")
+        assert [r[0] for r in cell_texts(app, "#hosts")] == ["cloud"]
+        assert len(cell_texts(app, "#transfers")) == 1  # edge-pi:/var/log/app.log → cloud
+        assert {r[2] for r in cell_texts(app, "#latest")} == {"cloud", ""}
+        assert app.screen.sub_title == "Overview · filter: cloud"
+        await pilot.press("enter")  # kept: new rows are filtered too
+        await publish_fixed(app, FIXED_EVENTS[:1])  # edge-pi
+        await pilot.pause()
+        assert {r[2] for r in cell_texts(app, "#latest")} == {"cloud", ""}
+        await pilot.press("slash", "ctrl+u", *"backup")
+        assert [r[0] for r in cell_texts(app, "#hosts")] == ["backup"]
+        assert cell_texts(app, "#transfers") == []
+        await pilot.press("escape")  # clears every table
+        assert [r[0] for r in cell_texts(app, "#hosts")] == ["edge-pi", "cloud", "backup"]
+        assert len(cell_texts(app, "#latest")) == 5  # four news, then edge-pi again
+        assert app.screen.sub_title == "Overview"
+        assert isinstance(app.screen, OverviewScreen)
+
+
 async def test_events_screen_filters_by_host_and_kind(seeded_app):
     async with seeded_app.run_test(size=SIZE) as pilot:
         app = seeded_app

@@ -564,3 +564,34 @@ async def test_keys_of_the_host_form_and_the_confirmation_follow_the_keymap(
         assert isinstance(app.screen, HostsScreen)
         assert "nas" not in app.screen.table.shown_keys
     assert list(toml(config_file)["hosts"]) == ["edge-pi", "cloud", "backup"]
+
+
+async def test_the_import_preview_filters_and_esc_clears_before_it_cancels(
+    app, config_file, tmp_path
+):
+    source = tmp_path / "ssh_config"
+    source.write_text(SSH_CONFIG)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("i")
+        screen = app.screen
+        screen.query_one("#import-path").focus()
+        await pilot.press("ctrl+u", *str(source), "enter")  # a path's / is typed, not a filter
+        await settle(pilot)
+        everything = cell_texts(app, "#import-preview")
+        assert len(everything) > 3
+        screen.query_one("#import-preview").focus()
+        await pilot.press("slash", *"new")
+        assert {(r[0], r[1]) for r in cell_texts(app, "#import-preview")} == {
+            ("nas", "new"),
+            ("inner", "new"),
+        }
+        await pilot.press("enter")  # keeps the filter, back on the table
+        assert screen.focused is screen.query_one("#import-preview")
+        assert len(cell_texts(app, "#import-preview")) == 2
+        await pilot.press("escape")  # clears the filter, the preview stays open
+        assert app.screen is screen
+        assert cell_texts(app, "#import-preview") == everything
+        await pilot.press("escape")
+        assert isinstance(app.screen, HostsScreen)
+    assert list(toml(config_file)["hosts"]) == ["edge-pi", "cloud", "backup"]

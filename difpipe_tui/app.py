@@ -2,8 +2,10 @@
 
 Top-level screens are Textual modes listed in :data:`difpipe_tui.screens.SCREENS`, one key
 each. ``esc`` goes back, ``?`` shows the keys of the current screen, ``ctrl+p`` reaches every
-screen, theme and screen command by name. Keys are remapped with ``[ui.keymap]`` (binding id
-= key), the theme chosen with ``[ui] theme`` and remembered when switched at run time.
+screen, theme, host, transfer, checkpoint and their actions by name (none that changes
+anything in ``--readonly``). Keys of screens and modals are remapped with ``[ui.keymap]``
+(binding id = key), the theme chosen with ``[ui] theme`` and remembered when switched at run
+time, unless read-only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .core.errors import DifpipeError, UsageError
 from .core.events import Event
 from .core.sysinfo import SysInfo, SysSource
 from .screens import DEFAULT_SCREEN, SCREENS, EngineScreen
+from .screens.base import EngineCommands, offered
 from .screens.help import HelpScreen
 from .themes import CSS_PATH, THEMES
 
@@ -57,6 +60,7 @@ class DifpipeApp(App[None]):
     CSS_PATH = CSS_PATH
     MODES = {spec.id: spec.screen for spec in SCREENS}
     DEFAULT_MODE = DEFAULT_SCREEN
+    COMMANDS = App.COMMANDS | {EngineCommands}
     BINDINGS = [
         *(
             Binding(spec.key, f"show('{spec.id}')", spec.title, id=spec.binding_id)
@@ -186,9 +190,11 @@ class DifpipeApp(App[None]):
             if command.title != "Theme":  # ours are listed one by one below
                 yield command
         for spec in SCREENS:
-            yield SystemCommand(spec.title, spec.help, lambda s=spec.id: self.action_show(s))
+            yield SystemCommand(
+                f"Screen: {spec.title}", spec.help, lambda s=spec.id: self.action_show(s)
+            )
         for spec in SCREENS:
-            for command in spec.screen.palette(self):
+            for command in offered(self, spec.screen, spec.screen.palette(self)):
                 run = partial(self.run_on_screen, spec.id, command.run)
                 yield SystemCommand(command.title, command.help, run)
         remember = "for this session (read-only)" if self.readonly else "and remember it"

@@ -8,19 +8,24 @@
   the one shown; a screen that was hidden or covered by a modal catches up when it comes back.
 - Actions listed in :attr:`EngineScreen.MUTATING` are hidden and refused in ``--readonly``.
 - :meth:`EngineScreen.palette` lists commands offered in the command palette on every screen:
-  choosing one shows this screen, then runs the command on it.
+  choosing one shows this screen, then runs the command on it; :meth:`EngineScreen.engine_palette`
+  does the same for commands over what the engine thread holds (running transfers, the store),
+  read once each time the palette opens (:class:`EngineCommands`). A command that runs an
+  action in :attr:`EngineScreen.MUTATING` is not offered in ``--readonly``.
 - :class:`TableFilter` gives a screen or a modal ``/`` over its tables; :class:`FilteredScreen`
   is an :class:`EngineScreen` with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
 from textual.app import SystemCommand
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
@@ -36,11 +41,23 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ScreenCommand:
-    """A command of a screen offered on every screen: ``run(screen)`` once it is shown."""
+    """A command of a screen offered on every screen: ``run(screen)`` once it is shown.
+    ``action`` names the screen action it runs, so that ``--readonly`` hides it when that
+    action is in the screen's :attr:`~EngineScreen.MUTATING`."""
 
     title: str
     help: str
     run: Callable[[Any], None]
+    action: str = ""
+
+
+def offered(
+    console: DifpipeApp, screen: type[EngineScreen], commands: Iterable[ScreenCommand]
+) -> Iterator[ScreenCommand]:
+    """``commands`` without those that change something when the console is read-only."""
+    for command in commands:
+        if not (console.readonly and command.action in screen.MUTATING):
+            yield command
 
 
 class EngineScreen(Screen):
@@ -79,6 +96,11 @@ class EngineScreen(Screen):
     @classmethod
     def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
         """Commands for the command palette on every screen; each runs on this screen."""
+        return ()
+
+    @classmethod
+    async def engine_palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        """Like :meth:`palette`, from what only the engine thread may read (``bridge.call``)."""
         return ()
 
     # -- engine events -----------------------------------------------------------------------
@@ -147,6 +169,34 @@ class EngineScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.console.show_error(event.worker.error, event.worker.description)
+
+
+class EngineCommands(Provider):
+    """The palette's commands from every screen's :meth:`EngineScreen.engine_palette`, read
+    when the palette opens; a screen whose read fails offers none (the palette stays usable)."""
+
+    async def startup(self) -> None:
+        from . import SCREENS
+
+        console: DifpipeApp = self.app  # type: ignore[assignment]
+        self.found: list[tuple[str, str, Callable[[], Any]]] = []
+        for spec in SCREENS:
+            try:
+                commands = await spec.screen.engine_palette(console)
+            except DifpipeError:
+                continue
+            for c in offered(console, spec.screen, commands):
+                self.found.append((c.title, c.help, partial(console.run_on_screen, spec.id, c.run)))
+
+    async def discover(self) -> Hits:
+        for title, help_text, run in self.found:
+            yield DiscoveryHit(title, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, run in self.found:
+            if (score := matcher.match(title)) > 0:
+                yield Hit(score, matcher.highlight(title), run, help=help_text)
 
 
 class TableFilter:

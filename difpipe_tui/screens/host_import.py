@@ -23,6 +23,7 @@ from textual.widgets import Button, Input, Label, Static
 from ..core import config as cfg
 from ..core.errors import DifpipeError
 from ..widgets import FilterTable, Row
+from ..widgets.keys import key_hint
 from .base import TableFilter
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -93,7 +94,11 @@ class ImportScreen(TableFilter, ModalScreen[list[str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "Import from ssh config"
-            box.border_subtitle = "enter read file · / filter · ctrl+s add new hosts · esc cancel"
+            box.border_subtitle = (
+                f"enter read file · {key_hint(self, 'hostimport.filter')} filter · "
+                f"{key_hint(self, 'hostimport.save')} add new hosts · "
+                f"{key_hint(self, 'hostimport.cancel')} cancel"
+            )
             with Horizontal(id="import-path-row"):
                 yield Label("File")
                 yield Input(self.path, id="import-path", compact=True)
@@ -105,7 +110,12 @@ class ImportScreen(TableFilter, ModalScreen[list[str] | None]):
             yield Static("", id="import-summary", markup=False)
             with Horizontal(id="import-buttons"):
                 yield Button("Cancel", id="import-cancel")
-                yield Button("Add (ctrl+s)", id="import-save", variant="primary", disabled=True)
+                yield Button(
+                    f"Add ({key_hint(self, 'hostimport.save')})",
+                    id="import-save",
+                    variant="primary",
+                    disabled=True,
+                )
 
     def on_mount(self) -> None:
         self.query_one("#import-error").display = False
@@ -157,7 +167,8 @@ class ImportScreen(TableFilter, ModalScreen[list[str] | None]):
             f"{counts['skipped']} skipped · {counts['note']} notes"
         )
         button = self.query_one("#import-save", Button)
-        button.label = f"Add {new} host{'s' if new != 1 else ''} (ctrl+s)"
+        save = key_hint(self, "hostimport.save")
+        button.label = f"Add {new} host{'s' if new != 1 else ''} ({save})"
         button.disabled = not new
 
     # -- saving --------------------------------------------------------------------------

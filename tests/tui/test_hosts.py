@@ -547,6 +547,7 @@ async def test_keys_of_the_host_form_and_the_confirmation_follow_the_keymap(
         await pilot.press("a", *"nas", "tab", *"192.0.2.40")
         form = app.screen
         assert isinstance(form, HostForm)
+        assert form.query_one("#host-form").border_subtitle == "enter/f2 save · esc cancel"
         await pilot.press("ctrl+s")  # the key it had: no longer saves
         await pilot.pause()
         assert app.screen is form
@@ -559,6 +560,7 @@ async def test_keys_of_the_host_form_and_the_confirmation_follow_the_keymap(
         await pilot.press("d", "y")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmScreen)  # y is no longer the answer
+        assert str(app.screen.query_one("#confirm-yes").label) == "Delete (j)"
         await pilot.press("j")
         await settle(pilot)
         assert isinstance(app.screen, HostsScreen)

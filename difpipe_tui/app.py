@@ -196,7 +196,7 @@ class DifpipeApp(App[None]):
         for spec in SCREENS:
             for command in offered(self, spec.screen, spec.screen.palette(self)):
                 run = partial(self.run_on_screen, spec.id, command.run)
-                yield SystemCommand(command.title, command.help, run)
+                yield SystemCommand(command.title, command.help, run, command.listed)
         remember = "for this session (read-only)" if self.readonly else "and remember it"
         for name in THEMES:
             yield SystemCommand(

@@ -43,12 +43,15 @@ if TYPE_CHECKING:
 class ScreenCommand:
     """A command of a screen offered on every screen: ``run(screen)`` once it is shown.
     ``action`` names the screen action it runs, so that ``--readonly`` hides it when that
-    action is in the screen's :attr:`~EngineScreen.MUTATING`."""
+    action is in the screen's :attr:`~EngineScreen.MUTATING`. A command with ``listed`` False
+    is found by typing but not listed in the open palette (the verbs of each host, transfer
+    and checkpoint: with fifty hosts they would bury everything else)."""
 
     title: str
     help: str
     run: Callable[[Any], None]
     action: str = ""
+    listed: bool = True
 
 
 def offered(
@@ -179,24 +182,25 @@ class EngineCommands(Provider):
         from . import SCREENS
 
         console: DifpipeApp = self.app  # type: ignore[assignment]
-        self.found: list[tuple[str, str, Callable[[], Any]]] = []
+        self.found: list[tuple[ScreenCommand, Callable[[], Any]]] = []
         for spec in SCREENS:
             try:
                 commands = await spec.screen.engine_palette(console)
             except DifpipeError:
                 continue
             for c in offered(console, spec.screen, commands):
-                self.found.append((c.title, c.help, partial(console.run_on_screen, spec.id, c.run)))
+                self.found.append((c, partial(console.run_on_screen, spec.id, c.run)))
 
     async def discover(self) -> Hits:
-        for title, help_text, run in self.found:
-            yield DiscoveryHit(title, run, help=help_text)
+        for c, run in self.found:
+            if c.listed:
+                yield DiscoveryHit(c.title, run, help=c.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, run in self.found:
-            if (score := matcher.match(title)) > 0:
-                yield Hit(score, matcher.highlight(title), run, help=help_text)
+        for c, run in self.found:
+            if (score := matcher.match(c.title)) > 0:
+                yield Hit(score, matcher.highlight(c.title), run, help=c.help)
 
 
 class TableFilter:

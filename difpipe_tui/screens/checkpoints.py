@@ -235,7 +235,11 @@ class CheckpointsScreen(FilteredScreen):
             said = _said(item, now)
             commands += [
                 ScreenCommand(
-                    f"Resume checkpoint {item.id}", said, lambda s, i=item: s.resume(i), "resume"
+                    f"Resume checkpoint {item.id}",
+                    said,
+                    lambda s, i=item: s.resume(i),
+                    "resume",
+                    False,
                 ),
                 ScreenCommand(
                     f"Inspect checkpoint {item.id}", said, lambda s, i=item: s.inspect(i)
@@ -245,6 +249,7 @@ class CheckpointsScreen(FilteredScreen):
                     f"{said} · asks first",
                     lambda s, i=item: s.delete(i),
                     "delete",
+                    False,
                 ),
             ]
         return commands

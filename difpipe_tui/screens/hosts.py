@@ -336,14 +336,15 @@ class HostsScreen(FilteredScreen):
             where = f"{host.role} · {host.address}"
             yield ScreenCommand(f"Host: {name}", where, lambda s, n=name: s.select(n))
             yield ScreenCommand(
-                f"Check host {name}", where, lambda s, n=name: s.check_host(n), "check_host"
+                f"Check host {name}", where, lambda s, n=name: s.check_host(n), "check_host", False
             )
             yield ScreenCommand(
-                f"Edit host {name}", where, lambda s, n=name: s.edit_host(n), "edit_host"
+                f"Edit host {name}", where, lambda s, n=name: s.edit_host(n), "edit_host", False
             )
             yield ScreenCommand(
                 f"Delete host {name}",
                 f"{where} · asks first",
                 lambda s, n=name: s.delete_host(n),
                 "delete_host",
+                False,
             )

@@ -279,12 +279,14 @@ class TransfersScreen(FilteredScreen):
                     r.route,
                     lambda s, i=r.id, p=r.paused: s.pause(i, resume=p),
                     "pause",
+                    False,
                 ),
                 ScreenCommand(
                     f"Stop transfer {r.id}",
                     f"{r.route} · asks first, keeps a checkpoint",
                     lambda s, i=r.id, route=r.route: s.stop(i, route),
                     "cancel",
+                    False,
                 ),
             ]
         return commands

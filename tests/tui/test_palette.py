@@ -91,6 +91,15 @@ async def test_check_a_host_by_name_against_real_sshd(lab_app):
         assert states["cloud"] == "?" and states["storage"] == "?"  # only the one named
 
 
+async def test_the_open_palette_lists_hosts_and_leaves_their_verbs_to_typing(seeded_app):
+    async with seeded_app.run_test(size=SIZE) as pilot:
+        listed = await palette_hits(pilot, "")
+        assert {"Screen: Hosts", "Check all hosts", "Host: cloud", "Theme: light"} <= set(listed)
+        assert not [t for t in listed if t.startswith(("Check host", "Edit host", "Delete host"))]
+        await pilot.press("escape")
+        assert "Edit host cloud" in await palette_hits(pilot, "Edit host cloud")
+
+
 async def test_readonly_offers_no_command_that_changes_anything(seeded_bridge, home):
     before = (home / "difpipe.toml").read_bytes()
     app = build_app(bridge=seeded_bridge, readonly=True, sysinfo=FIXED_SYS)

@@ -2,13 +2,18 @@
 
 Top-level screens are Textual modes listed in :data:`difpipe_tui.screens.SCREENS`, one key
 each. ``esc`` goes back, ``?`` shows the keys of the current screen, ``ctrl+p`` reaches every
-screen, theme and screen command by name. Keys are remapped with ``[ui.keymap]`` (binding id
-= key), the theme chosen with ``[ui] theme`` and remembered when switched at run time.
+screen, theme, host, transfer, checkpoint and their actions by name (none that changes
+anything in ``--readonly``). Keys of screens and modals are remapped with ``[ui.keymap]``
+(binding id = key), the theme chosen with ``[ui] theme`` and remembered when switched at run
+time, unless read-only.
 """
 
 from __future__ import annotations
 
+import difflib
 import gc
+import importlib
+import pkgutil
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 
@@ -26,6 +32,7 @@ from .core.errors import DifpipeError, UsageError
 from .core.events import Event
 from .core.sysinfo import SysInfo, SysSource
 from .screens import DEFAULT_SCREEN, SCREENS, EngineScreen
+from .screens.base import EngineCommands, offered
 from .screens.help import HelpScreen
 from .themes import CSS_PATH, THEMES
 
@@ -53,6 +60,7 @@ class DifpipeApp(App[None]):
     CSS_PATH = CSS_PATH
     MODES = {spec.id: spec.screen for spec in SCREENS}
     DEFAULT_MODE = DEFAULT_SCREEN
+    COMMANDS = App.COMMANDS | {EngineCommands}
     BINDINGS = [
         *(
             Binding(spec.key, f"show('{spec.id}')", spec.title, id=spec.binding_id)
@@ -182,14 +190,17 @@ class DifpipeApp(App[None]):
             if command.title != "Theme":  # ours are listed one by one below
                 yield command
         for spec in SCREENS:
-            yield SystemCommand(spec.title, spec.help, lambda s=spec.id: self.action_show(s))
+            yield SystemCommand(
+                f"Screen: {spec.title}", spec.help, lambda s=spec.id: self.action_show(s)
+            )
         for spec in SCREENS:
-            for command in spec.screen.palette(self):
+            for command in offered(self, spec.screen, spec.screen.palette(self)):
                 run = partial(self.run_on_screen, spec.id, command.run)
-                yield SystemCommand(command.title, command.help, run)
+                yield SystemCommand(command.title, command.help, run, command.listed)
+        remember = "for this session (read-only)" if self.readonly else "and remember it"
         for name in THEMES:
             yield SystemCommand(
-                f"Theme: {name}", "switch and remember it", lambda n=name: setattr(self, "theme", n)
+                f"Theme: {name}", f"switch {remember}", lambda n=name: setattr(self, "theme", n)
             )
         if isinstance(screen, EngineScreen):
             yield from screen.commands()
@@ -197,6 +208,9 @@ class DifpipeApp(App[None]):
     # -- themes --------------------------------------------------------------------------------
 
     def watch_theme(self, name: str) -> None:
+        """Remember a theme switched at run time, unless read-only: then it lasts the session."""
+        if self.readonly:
+            return
         if name in THEMES and name != self.bridge.config.ui.theme and self.is_running:
             future = self.bridge.submit(self.bridge.save_ui, theme=name)
             future.add_done_callback(self._saved)
@@ -227,14 +241,32 @@ class DifpipeApp(App[None]):
 
 
 def binding_ids() -> set[str]:
-    """Every binding id that ``[ui.keymap]`` may remap."""
+    """Every binding id that ``[ui.keymap]`` may remap: the app's and those of every screen,
+    modal and widget in the console's packages (each module imported to find them)."""
     ids = set()
-    for cls in (DifpipeApp, HelpScreen, *(spec.screen for spec in SCREENS)):
+    for cls in (DifpipeApp, *_console_nodes()):
         for klass in cls.__mro__:
             for binding in vars(klass).get("BINDINGS", ()):
                 if isinstance(binding, Binding) and binding.id:
                     ids.add(binding.id)
     return ids
+
+
+def _console_nodes() -> list[type[DOMNode]]:
+    """The screens and widgets defined in :mod:`difpipe_tui.screens` and
+    :mod:`difpipe_tui.widgets`, modals and forms included."""
+    from . import screens, widgets
+
+    for package in (screens, widgets):
+        for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            importlib.import_module(module.name)
+    found, todo = [], [DOMNode]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith((screens.__name__, widgets.__name__)):
+                found.append(sub)
+    return found
 
 
 def check_ui(theme: str, keymap: dict[str, str]) -> None:
@@ -244,10 +276,12 @@ def check_ui(theme: str, keymap: dict[str, str]) -> None:
     known = binding_ids()
     for binding_id in keymap:
         if binding_id not in known:
+            close = difflib.get_close_matches(binding_id, known, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigKeyError(
                 f"ui.keymap.{binding_id}",
                 "no such binding",
-                hint=f"known: {', '.join(sorted(known))}",
+                hint=f"{guess}known: {', '.join(sorted(known))}",
             )
 
 

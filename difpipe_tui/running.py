@@ -6,6 +6,7 @@ leaving or closing that screen never stops it. Everything here runs on the engin
 
 - :meth:`RunningTransfers.start` starts a job and keeps its handle until the transfer ends;
   its :class:`CopyResult` stays in :attr:`RunningTransfers.results`.
+- :meth:`RunningTransfers.running` says which run now, their ends and whether paused.
 - :meth:`RunningTransfers.stop_all` asks every running transfer to stop (each saves a
   checkpoint) and waits for them: the bridge calls it before it closes the pools.
 - :meth:`RunningTransfers.retire` keeps the pools of a replaced config open while transfers
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .core.errors import DifpipeError, UsageError
@@ -32,10 +34,25 @@ if TYPE_CHECKING:
 KEEP_RESULTS = 100
 
 
+@dataclass(frozen=True)
+class Running:
+    """A transfer running now: its id, its ends, whether it is paused."""
+
+    id: str
+    source: str
+    destinations: tuple[str, ...]
+    paused: bool
+
+    @property
+    def route(self) -> str:
+        return f"{self.source} → {', '.join(self.destinations)}"
+
+
 class RunningTransfers:
     def __init__(self, bus: EventBus):
         self.bus = bus
         self.handles: dict[str, TransferHandle] = {}
+        self.jobs: dict[str, CopyJob] = {}
         self.results: OrderedDict[str, CopyResult] = OrderedDict()
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._retired: list[SSHPool] = []
@@ -47,6 +64,7 @@ class RunningTransfers:
         its transfer id once its first event is on the bus."""
         handle = await engine.start(job, resume_id=resume_id)
         self.handles[handle.id] = handle
+        self.jobs[handle.id] = job
         self._watchers[handle.id] = asyncio.create_task(
             self._watch(handle), name=f"watch transfer {handle.id}"
         )
@@ -61,6 +79,14 @@ class RunningTransfers:
                 hint="resume an interrupted transfer from the Checkpoints screen",
             )
         return handle
+
+    async def running(self) -> list[Running]:
+        """The transfers running now, oldest first."""
+        return [
+            Running(tid, self.jobs[tid].source, tuple(self.jobs[tid].destinations), h.paused)
+            for tid, h in self.handles.items()
+            if tid in self.jobs
+        ]
 
     async def _watch(self, handle: TransferHandle) -> None:
         try:
@@ -80,6 +106,7 @@ class RunningTransfers:
                 self.results.popitem(last=False)
         finally:
             self.handles.pop(handle.id, None)
+            self.jobs.pop(handle.id, None)
             self._watchers.pop(handle.id, None)
             if not self.handles and self._retired:
                 retired, self._retired = self._retired, []

@@ -8,17 +8,24 @@
   the one shown; a screen that was hidden or covered by a modal catches up when it comes back.
 - Actions listed in :attr:`EngineScreen.MUTATING` are hidden and refused in ``--readonly``.
 - :meth:`EngineScreen.palette` lists commands offered in the command palette on every screen:
-  choosing one shows this screen, then runs the command on it.
+  choosing one shows this screen, then runs the command on it; :meth:`EngineScreen.engine_palette`
+  does the same for commands over what the engine thread holds (running transfers, the store),
+  read once each time the palette opens (:class:`EngineCommands`). A command that runs an
+  action in :attr:`EngineScreen.MUTATING` is not offered in ``--readonly``.
+- :class:`TableFilter` gives a screen or a modal ``/`` over its tables; :class:`FilteredScreen`
+  is an :class:`EngineScreen` with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
 from textual.app import SystemCommand
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
@@ -34,11 +41,26 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ScreenCommand:
-    """A command of a screen offered on every screen: ``run(screen)`` once it is shown."""
+    """A command of a screen offered on every screen: ``run(screen)`` once it is shown.
+    ``action`` names the screen action it runs, so that ``--readonly`` hides it when that
+    action is in the screen's :attr:`~EngineScreen.MUTATING`. A command with ``listed`` False
+    is found by typing but not listed in the open palette (the verbs of each host, transfer
+    and checkpoint: with fifty hosts they would bury everything else)."""
 
     title: str
     help: str
     run: Callable[[Any], None]
+    action: str = ""
+    listed: bool = True
+
+
+def offered(
+    console: DifpipeApp, screen: type[EngineScreen], commands: Iterable[ScreenCommand]
+) -> Iterator[ScreenCommand]:
+    """``commands`` without those that change something when the console is read-only."""
+    for command in commands:
+        if not (console.readonly and command.action in screen.MUTATING):
+            yield command
 
 
 class EngineScreen(Screen):
@@ -77,6 +99,11 @@ class EngineScreen(Screen):
     @classmethod
     def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
         """Commands for the command palette on every screen; each runs on this screen."""
+        return ()
+
+    @classmethod
+    async def engine_palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        """Like :meth:`palette`, from what only the engine thread may read (``bridge.call``)."""
         return ()
 
     # -- engine events -----------------------------------------------------------------------
@@ -147,47 +174,112 @@ class EngineScreen(Screen):
             self.console.show_error(event.worker.error, event.worker.description)
 
 
-class FilteredScreen(EngineScreen):
-    """An :class:`EngineScreen` around one :class:`FilterTable` (:attr:`FILTER_TABLE`) and a
-    hidden ``#filter`` input: ``/`` opens it, typing narrows the table, enter keeps the filter,
-    esc clears it, or goes back when no filter is shown."""
+class EngineCommands(Provider):
+    """The palette's commands from every screen's :meth:`EngineScreen.engine_palette`, read
+    when the palette opens; a screen whose read fails offers none (the palette stays usable)."""
+
+    async def startup(self) -> None:
+        from . import SCREENS
+
+        console: DifpipeApp = self.app  # type: ignore[assignment]
+        self.found: list[tuple[ScreenCommand, Callable[[], Any]]] = []
+        for spec in SCREENS:
+            try:
+                commands = await spec.screen.engine_palette(console)
+            except DifpipeError:
+                continue
+            for c in offered(console, spec.screen, commands):
+                self.found.append((c, partial(console.run_on_screen, spec.id, c.run)))
+
+    async def discover(self) -> Hits:
+        for c, run in self.found:
+            if c.listed:
+                yield DiscoveryHit(c.title, run, help=c.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for c, run in self.found:
+            if (score := matcher.match(c.title)) > 0:
+                yield Hit(score, matcher.highlight(c.title), run, help=c.help)
+
+
+class TableFilter:
+    """Mixed into a :class:`Screen`: ``/`` filters the :class:`FilterTable` widgets that
+    :attr:`FILTER_TABLE` selects (one table, or every table of the screen at once) through a
+    hidden ``#filter`` input: typing narrows them, enter keeps the filter, esc clears it
+    (:meth:`close_filter`).
+
+    For screens and modals alike: ``class Preview(TableFilter, ModalScreen[...])``. Not a
+    Screen itself, so that the screen's own base gives it its CSS (a modal's dimmed backdrop)."""
 
     FILTER_TABLE: ClassVar[str] = ""
+    _filter_from: FilterTable | None = None  # the table focused when the filter opened
 
     def filter_changed(self) -> None:
-        """The filter text changed (the table has already applied it)."""
+        """The filter text changed (the tables have already applied it)."""
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter_box().value
 
     def set_filter(self, text: str) -> None:
         """Filter by ``text`` (the box shows it, or hides when it is empty)."""
-        box, table = self._filter_parts()
+        box = self._filter_box()
         box.value = text
         box.display = bool(text)
-        table.set_filter(text)
+        self._apply_filter(text)
+
+    def close_filter(self) -> bool:
+        """Clear and hide the filter if it is shown; whether it was."""
+        box = self._filter_box()
+        if not box.display:
+            return False
+        box.value = ""
+        box.display = False
+        self._apply_filter("")
+        self._filter_home().focus()
+        return True
+
+    def _filter_box(self) -> Input:
+        return self.query_one("#filter", Input)
+
+    def _filter_tables(self) -> list[FilterTable]:
+        return list(self.query(self.FILTER_TABLE).results(FilterTable))
+
+    def _filter_home(self) -> FilterTable:
+        """The table the keys go back to: the one focused when ``/`` was pressed."""
+        tables = self._filter_tables()
+        return self._filter_from if self._filter_from in tables else tables[0]
+
+    def _apply_filter(self, text: str) -> None:
+        for table in self._filter_tables():
+            table.set_filter(text)
         self.filter_changed()
 
-    def _filter_parts(self) -> tuple[Input, FilterTable]:
-        return self.query_one("#filter", Input), self.query_one(self.FILTER_TABLE, FilterTable)
-
     def action_open_filter(self) -> None:
-        box, _ = self._filter_parts()
+        if isinstance(self.focused, FilterTable):
+            self._filter_from = self.focused
+        box = self._filter_box()
         box.display = True
         box.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one(self.FILTER_TABLE, FilterTable).set_filter(event.value)
-        self.filter_changed()
+        if event.input.id == "filter":
+            self._apply_filter(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
         event.stop()
-        box, table = self._filter_parts()
+        box = self._filter_box()
         box.display = bool(box.value)
-        table.focus()
+        self._filter_home().focus()
+
+
+class FilteredScreen(TableFilter, EngineScreen):
+    """An :class:`EngineScreen` with a :class:`TableFilter`: esc clears the filter, or goes
+    back when no filter is shown."""
 
     def action_escape(self) -> None:
-        box, table = self._filter_parts()
-        if box.display:
-            box.value = ""
-            box.display = False
-            table.focus()
-        else:
+        if not self.close_filter():
             self.console.action_back()

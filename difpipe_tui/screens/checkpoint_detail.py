@@ -18,6 +18,7 @@ from textual.widgets import Static
 from ..core.store import Checkpoint, Store, TransferRecord, TransferStatus
 from ..render import human_bytes
 from ..widgets import badge
+from ..widgets.keys import key_hint
 
 # the job fields the modal lists after source and destinations, in this order
 JOB_FIELDS = (
@@ -129,7 +130,7 @@ class CheckpointDetail(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
             box.border_title = f"Transfer {self.item.id}"
-            box.border_subtitle = "esc closes"
+            box.border_subtitle = f"{key_hint(self, 'checkpoint.close', first=True)} closes"
             yield Static(self._summary(), id="detail-transfer")
             yield Static(self._job(), id="detail-job")
             for n, dest in enumerate(self.item.destinations):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -20,9 +20,12 @@ from textual.worker import Worker, WorkerState
 
 from ..core import events as ev
 from ..widgets import FilterTable, Row, badge
-from .base import FilteredScreen
+from .base import FilteredScreen, ScreenCommand
 from .checkpoint_detail import CheckpointDetail, Unfinished, age, done_text, load_unfinished
 from .confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from ..app import DifpipeApp
 
 # events after which the stored transfers may have changed
 CHANGES = (
@@ -137,7 +140,10 @@ class CheckpointsScreen(FilteredScreen):
     def action_inspect(self) -> None:
         item = self.selected()
         if item is not None:
-            self.app.push_screen(CheckpointDetail(item, self.clock()))
+            self.inspect(item)
+
+    def inspect(self, item: Unfinished) -> None:
+        self.app.push_screen(CheckpointDetail(item, self.clock()))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()  # a click on the selected row
@@ -150,8 +156,11 @@ class CheckpointsScreen(FilteredScreen):
 
     def action_resume(self) -> None:
         item = self.selected()
-        if item is None:
-            return
+        if item is not None:
+            self.resume(item)
+
+    def resume(self, item: Unfinished) -> None:
+        """Continue ``item`` from its checkpoints, with its stored job."""
         self.notify("Connecting to its hosts…", title=f"Resuming {item.id}", timeout=3)
         self.run_engine(
             self.bridge.resume_from_checkpoint,
@@ -178,8 +187,11 @@ class CheckpointsScreen(FilteredScreen):
 
     def action_delete(self) -> None:
         item = self.selected()
-        if item is None:
-            return
+        if item is not None:
+            self.delete(item)
+
+    def delete(self, item: Unfinished) -> None:
+        """Forget ``item`` and its checkpoints, after a yes."""
         saved = sum(1 for cp in item.checkpoints.values() if cp.offset > 0)
         what = {0: "", 1: " and its checkpoint"}.get(saved, f" and its {saved} checkpoints")
         question = f"Delete transfer {item.id}{what}?"
@@ -210,10 +222,53 @@ class CheckpointsScreen(FilteredScreen):
             exclusive=False,
         )
 
+    @classmethod
+    async def engine_palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        bridge = console.bridge
+
+        async def read() -> list[Unfinished]:
+            return load_unfinished(bridge.store)
+
+        now = cls.clock()
+        commands = []
+        for item in await bridge.call(read):
+            said = _said(item, now)
+            commands += [
+                ScreenCommand(
+                    f"Resume checkpoint {item.id}",
+                    said,
+                    lambda s, i=item: s.resume(i),
+                    "resume",
+                    False,
+                ),
+                ScreenCommand(
+                    f"Inspect checkpoint {item.id}", said, lambda s, i=item: s.inspect(i)
+                ),
+                ScreenCommand(
+                    f"Delete checkpoint {item.id}",
+                    f"{said} · asks first",
+                    lambda s, i=item: s.delete(i),
+                    "delete",
+                    False,
+                ),
+            ]
+        return commands
+
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Reload checkpoints", "read the store again", self.reload)
 
     # -- filter --------------------------------------------------------------------------
+
+
+def _said(item: Unfinished, now: float) -> str:
+    """One line for the palette: the route, how far each destination got, how long ago."""
+    done = ", ".join(
+        done_text(cp.offset if (cp := item.checkpoints.get(d)) else 0, item.total(d))
+        for d in item.destinations
+    )
+    since = min((now - item.updated(d) for d in item.destinations), default=0.0)
+    route = f"{item.record.source} → {', '.join(item.destinations)}"
+    return f"{route} · {done} · {age(since)} ago"
 
 
 def _rows(item: Unfinished, now: float) -> Iterable[Row]:

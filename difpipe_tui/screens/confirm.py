@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ..widgets.keys import key_hint
+
 
 class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
@@ -39,13 +41,14 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = f"{self.verb}?"
-            box.border_subtitle = "y yes · n/esc no"
+            yes, no = key_hint(self, "confirm.yes"), key_hint(self, "confirm.no")
+            box.border_subtitle = f"{yes} yes · {no} no"
             yield Static(self.question, id="confirm-question", markup=False)
             if self.detail:
                 yield Static(self.detail, id="confirm-detail", markup=False)
             with Horizontal():
                 yield Button("Cancel", id="confirm-no")
-                yield Button(f"{self.verb} (y)", id="confirm-yes", variant="error")
+                yield Button(f"{self.verb} ({yes})", id="confirm-yes", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#confirm-no", Button).focus()

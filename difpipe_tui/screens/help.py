@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from ..widgets.keys import key_hint
+
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -30,7 +32,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
             box.border_title = f"Keys · {self.target.sub_title or self.target.title or ''}"
-            box.border_subtitle = "esc closes"
+            box.border_subtitle = f"{key_hint(self, 'help.close', first=True)} closes"
             yield Static(self._table(), id="help-keys")
 
     def _table(self) -> Table:

@@ -24,6 +24,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ..core import config as cfg
 from ..core.errors import DifpipeError
+from ..widgets.keys import key_hint
 from .jump_chain import JumpChain
 
 # field id -> the key under [hosts.NAME] it writes ("auth.x" lives in [hosts.NAME.auth])
@@ -102,7 +103,8 @@ class HostForm(ModalScreen[cfg.Host | None]):
         auth = h.auth if h else cfg.Auth()
         with Vertical(id="host-form") as box:
             box.border_title = f"Edit host {self.editing}" if self.editing else "Add host"
-            box.border_subtitle = "enter/ctrl+s save · esc cancel"
+            save, cancel = key_hint(self, "hostform.save"), key_hint(self, "hostform.cancel")
+            box.border_subtitle = f"enter/{save} save · {cancel} cancel"
             with VerticalScroll():
                 yield from self._row("name", "Name", self._input("name", self.editing or ""))
                 yield from self._row("address", "Address", self._input("address", h and h.address))

@@ -3,7 +3,8 @@
 The preview lists every host the file describes as ``new`` (will be added) or ``exists``
 (already in the config, kept as it is), and what the import skipped or changed, with why
 (wildcard patterns, ``Match`` blocks, bad values). ``enter`` in the path field reads another
-file; ``ctrl+s`` adds the new hosts (one atomic write); ``esc`` cancels. The screen dismisses
+file; ``/`` on the preview filters it; ``ctrl+s`` adds the new hosts (one atomic write); ``esc``
+clears the filter, or cancels. The screen dismisses
 with the names added, or None.
 """
 
@@ -17,11 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from ..core import config as cfg
 from ..core.errors import DifpipeError
-from ..widgets.table import plain
+from ..widgets import FilterTable, Row
+from ..widgets.keys import key_hint
+from .base import TableFilter
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 COLUMNS = ("HOST", "ACTION", "DETAIL")
@@ -59,7 +62,7 @@ def _short(message: str, source: str) -> str:
     return re.sub(r"skipped Host '[^']+': ", "", text)
 
 
-class ImportScreen(ModalScreen[list[str] | None]):
+class ImportScreen(TableFilter, ModalScreen[list[str] | None]):
     DEFAULT_CSS = """
     ImportScreen { align: center middle; }
     ImportScreen > Vertical {
@@ -69,14 +72,16 @@ class ImportScreen(ModalScreen[list[str] | None]):
     ImportScreen #import-path-row { height: 1; margin-bottom: 1; }
     ImportScreen #import-path-row > Label { width: 6; color: $text-muted; }
     ImportScreen #import-path { width: 1fr; }
-    ImportScreen DataTable { height: auto; max-height: 20; background: $surface; }
+    ImportScreen FilterTable { background: $surface; }
     ImportScreen #import-summary { height: auto; margin-top: 1; }
     ImportScreen #import-error { color: $error; height: auto; }
     ImportScreen Horizontal#import-buttons { height: auto; align-horizontal: right; }
     ImportScreen Button { margin-left: 2; min-width: 12; }
     """
+    FILTER_TABLE = "#import-preview"
     BINDINGS = [
         Binding("ctrl+s", "save", "Add new hosts", id="hostimport.save"),
+        Binding("slash", "open_filter", "Filter", id="hostimport.filter"),
         Binding("escape", "cancel", "Cancel", id="hostimport.cancel"),
     ]
 
@@ -89,19 +94,32 @@ class ImportScreen(ModalScreen[list[str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "Import from ssh config"
-            box.border_subtitle = "enter read file · ctrl+s add new hosts · esc cancel"
+            box.border_subtitle = (
+                f"enter read file · {key_hint(self, 'hostimport.filter')} filter · "
+                f"{key_hint(self, 'hostimport.save')} add new hosts · "
+                f"{key_hint(self, 'hostimport.cancel')} cancel"
+            )
             with Horizontal(id="import-path-row"):
                 yield Label("File")
                 yield Input(self.path, id="import-path", compact=True)
-            yield DataTable(id="import-preview", cursor_type="row")
+            yield FilterTable(*COLUMNS, id="import-preview")
+            yield Input(
+                placeholder="words in any column   (enter keeps it, esc clears)", id="filter"
+            )
             yield Static("", id="import-error", markup=False)
             yield Static("", id="import-summary", markup=False)
             with Horizontal(id="import-buttons"):
                 yield Button("Cancel", id="import-cancel")
-                yield Button("Add (ctrl+s)", id="import-save", variant="primary", disabled=True)
+                yield Button(
+                    f"Add ({key_hint(self, 'hostimport.save')})",
+                    id="import-save",
+                    variant="primary",
+                    disabled=True,
+                )
 
     def on_mount(self) -> None:
         self.query_one("#import-error").display = False
+        self.query_one("#filter").display = False
         self.query_one("#import-path", Input).focus()
         self.load(self.path)
 
@@ -133,11 +151,10 @@ class ImportScreen(ModalScreen[list[str] | None]):
         self._show(preview_rows(self.config, hosts, messages, path), "")
 
     def _show(self, rows: list[tuple[str, str, str]], error: str) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#import-preview", FilterTable)
         table.clear(columns=True)  # new columns: their widths follow the new rows
         table.add_columns(*COLUMNS)
-        for row in rows:
-            table.add_row(*map(plain, row))
+        table.set_rows(Row(str(i), row) for i, row in enumerate(rows))
         box = self.query_one("#import-error", Static)
         box.update(error)
         box.display = bool(error)
@@ -150,7 +167,8 @@ class ImportScreen(ModalScreen[list[str] | None]):
             f"{counts['skipped']} skipped · {counts['note']} notes"
         )
         button = self.query_one("#import-save", Button)
-        button.label = f"Add {new} host{'s' if new != 1 else ''} (ctrl+s)"
+        save = key_hint(self, "hostimport.save")
+        button.label = f"Add {new} host{'s' if new != 1 else ''} ({save})"
         button.disabled = not new
 
     # -- saving --------------------------------------------------------------------------
@@ -180,4 +198,5 @@ class ImportScreen(ModalScreen[list[str] | None]):
         self.dismiss(added)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        if not self.close_filter():
+            self.dismiss(None)

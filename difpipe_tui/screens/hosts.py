@@ -216,7 +216,11 @@ class HostsScreen(FilteredScreen):
         if name is None:
             self.notify("No host selected.", severity="warning")
             return
-        self._check([name], what=f"check {name}")
+        self.check_host(name)
+
+    def check_host(self, name: str) -> None:
+        if self._known(name):
+            self._check([name], what=f"check {name}")
 
     def action_check_all(self) -> None:
         names = list(self.bridge.config.hosts)
@@ -261,7 +265,19 @@ class HostsScreen(FilteredScreen):
     def action_edit_host(self) -> None:
         name = self.selected
         if name is not None:
+            self.edit_host(name)
+
+    def edit_host(self, name: str) -> None:
+        if self._known(name):
             self.app.push_screen(HostForm(self.bridge.config, name), self._saved)
+
+    def _known(self, name: str) -> bool:
+        """Whether ``name`` is a host of the config; if so, its row is selected."""
+        if name not in self.bridge.config.hosts or name not in self.live.hosts:
+            self.notify(f"{name}: no such host in the config.", severity="warning")
+            return False
+        self.select(name)
+        return True
 
     def _saved(self, host: cfg.Host | None) -> None:
         if host is not None:
@@ -270,7 +286,12 @@ class HostsScreen(FilteredScreen):
 
     def action_delete_host(self) -> None:
         name = self.selected
-        if name is None:
+        if name is not None:
+            self.delete_host(name)
+
+    def delete_host(self, name: str) -> None:
+        """Remove ``name`` from the config, after a yes."""
+        if not self._known(name):
             return
         host = self.bridge.config.hosts[name]
         question = f"Delete host {name} ({host.address})?"
@@ -301,10 +322,29 @@ class HostsScreen(FilteredScreen):
 
     @classmethod
     def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
-        yield ScreenCommand("Check all hosts", "connect to every host", cls.action_check_all)
-        if not console.readonly:
-            yield ScreenCommand("Add host", "a new host in the config", cls.action_add_host)
+        yield ScreenCommand(
+            "Check all hosts", "connect to every host", cls.action_check_all, "check_all"
+        )
+        yield ScreenCommand("Add host", "a new host in the config", cls.action_add_host, "add_host")
+        yield ScreenCommand(
+            "Import hosts from ~/.ssh/config",
+            "preview, then add the hosts that are new",
+            cls.action_import_hosts,
+            "import_hosts",
+        )
         for name, host in console.bridge.config.hosts.items():
+            where = f"{host.role} · {host.address}"
+            yield ScreenCommand(f"Host: {name}", where, lambda s, n=name: s.select(n))
             yield ScreenCommand(
-                f"Host: {name}", f"{host.role} · {host.address}", lambda s, n=name: s.select(n)
+                f"Check host {name}", where, lambda s, n=name: s.check_host(n), "check_host", False
+            )
+            yield ScreenCommand(
+                f"Edit host {name}", where, lambda s, n=name: s.edit_host(n), "edit_host", False
+            )
+            yield ScreenCommand(
+                f"Delete host {name}",
+                f"{where} · asks first",
+                lambda s, n=name: s.delete_host(n),
+                "delete_host",
+                False,
             )

@@ -1,4 +1,7 @@
-"""The overview: hosts up or down, transfers and their total rate, this machine, latest events."""
+"""The overview: hosts up or down, transfers and their total rate, this machine, latest events.
+
+``/`` filters its three tables at once: ``edge`` keeps that host, its transfers and its events.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ import itertools
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.widgets import Label
+from textual.widgets import Input, Label
 
 from ..core.events import ConfigReloaded, Event
 from ..core.hostcheck import HostCheckResult
 from ..render import human_bytes
 from ..widgets import FilterTable, RateGraph, Row, badge, describe, human_rate, local_time
-from .base import EngineScreen
+from .base import FilteredScreen
 from .live import HostsLive, TransfersLive
 
 REFRESH_SECONDS = 2.0
@@ -23,9 +26,12 @@ LATEST_EVENTS = 50
 ROUTINE = frozenset({"transfer.progress", "remote.command"})
 
 
-class OverviewScreen(EngineScreen):
+class OverviewScreen(FilteredScreen):
+    FILTER_TABLE = "FilterTable"  # all three tables at once
     BINDINGS = [
         Binding("c", "check_hosts", "Check hosts", id="overview.check"),
+        Binding("slash", "open_filter", "Filter", id="overview.filter"),
+        Binding("escape", "escape", "Back", show=False, id="overview.escape"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -46,10 +52,12 @@ class OverviewScreen(EngineScreen):
             with Vertical(id="events-panel", classes="panel") as box:
                 box.border_title = "Latest events"
                 yield FilterTable("TIME", "KIND", "HOST", "DETAILS", id="latest")
+        yield Input(placeholder="words in any table   (enter keeps it, esc clears)", id="filter")
         yield self.footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Overview" + (" · read-only" if self.readonly else "")
+        self.query_one("#filter").display = False
+        self._title()
         self._row_keys = itertools.count()
         self.hosts = HostsLive(self.bridge.config)
         self.transfers = TransfersLive()
@@ -59,6 +67,17 @@ class OverviewScreen(EngineScreen):
         self.run_engine(self.bridge.host_statuses, what="read host status", then=self._loaded)
         self.set_interval(REFRESH_SECONDS, self._tick)
         self.catch_up()
+
+    def _title(self) -> None:
+        text = self.filter_text
+        self.sub_title = (
+            "Overview"
+            + (f" · filter: {text}" if text else "")
+            + (" · read-only" if self.readonly else "")
+        )
+
+    def filter_changed(self) -> None:
+        self._title()
 
     def _loaded(self, statuses: dict) -> None:
         self.hosts.load(statuses)

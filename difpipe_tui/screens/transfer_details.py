@@ -21,6 +21,7 @@ from textual.widgets import Static
 from ..core.transfer.job import CopyResult
 from ..render import human_bytes
 from ..widgets import badge, human_rate
+from ..widgets.keys import key_hint
 from ..widgets.progress import duration
 from .live import TransferView
 
@@ -50,7 +51,7 @@ class TransferDetailsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
             box.border_title = f"Transfer {self.transfer_id}"
-            box.border_subtitle = "esc closes"
+            box.border_subtitle = f"{key_hint(self, 'transfer_details.close', first=True)} closes"
             yield Static(id="details-summary")
             yield Static(id="details-destinations")
 

@@ -31,6 +31,7 @@ from ..core.transfer.codecs import COMPRESS_CHOICES
 from ..core.transfer.job import CopyJob, job_from_mapping
 from ..core.transfer.ratelimit import parse_rate
 from ..core.transfer.verify import DIGESTS
+from ..widgets.keys import key_hint
 from .transfer_options import AdvancedOptions, options_text
 
 if TYPE_CHECKING:
@@ -128,14 +129,19 @@ class TransferForm(ModalScreen[str | None]):
         second = self.hosts[1] if len(self.hosts) > 1 else first
         with Vertical() as box:
             box.border_title = "New transfer"
-            box.border_subtitle = "ctrl+r analyze · ctrl+s start · esc close"
+            analyze = key_hint(self, "transfer_form.analyze")
+            box.border_subtitle = (
+                f"{analyze} analyze · {key_hint(self, 'transfer_form.start')} start · "
+                f"{key_hint(self, 'transfer_form.close')} close"
+            )
             with VerticalScroll():
                 yield EndRow("From", self.hosts, first, removable=False, id="source")
                 yield Label("", id="source-error", classes="field-error")
                 with Vertical(id="destinations"):
                     yield EndRow("To", self.hosts, second, removable=False)
                 yield Label("", id="destinations-error", classes="field-error")
-                yield Button("+ destination (ctrl+n)", compact=True, id="add-dest")
+                add = key_hint(self, "transfer_form.add")
+                yield Button(f"+ destination ({add})", compact=True, id="add-dest")
                 with Horizontal(classes="form-row"):
                     yield Label("Compress", classes="form-label")
                     yield Select(
@@ -160,7 +166,9 @@ class TransferForm(ModalScreen[str | None]):
                 yield Label("", id="rate-error", classes="field-error")
                 yield AdvancedOptions()
                 yield Static("", id="form-error", classes="field-error")
-                yield Static("Analyze (ctrl+r) shows the plan before anything moves.", id="plan")
+                yield Static(
+                    f"Analyze ({analyze}) shows the plan before anything moves.", id="plan"
+                )
             with Horizontal(id="form-buttons"):
                 yield Button("Analyze", compact=True, id="analyze")
                 yield Button("Start", compact=True, variant="primary", id="start")

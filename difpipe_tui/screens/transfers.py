@@ -204,27 +204,47 @@ class TransfersScreen(FilteredScreen):
         if view is None or view.finished:
             self.notify("Select a running transfer first.", severity="warning")
             return
-        if view.status == "paused":
-            self.run_engine(self.bridge.resume_transfer, view.id, what="resume the transfer")
+        self.pause(view.id, resume=view.status == "paused")
+
+    def pause(self, transfer_id: str, *, resume: bool = False) -> None:
+        """Pause the running transfer ``transfer_id``, or with ``resume`` let it go on."""
+        self.select(transfer_id)
+        if resume:
+            self.run_engine(self.bridge.resume_transfer, transfer_id, what="resume the transfer")
         else:
-            self.run_engine(self.bridge.pause_transfer, view.id, what="pause the transfer")
+            self.run_engine(self.bridge.pause_transfer, transfer_id, what="pause the transfer")
 
     def action_cancel(self) -> None:
         view = self.selected()
         if view is None or view.finished:
             self.notify("Select a running transfer first.", severity="warning")
             return
-        question = f"Stop transfer {view.id[:8]}: {view.source} → {', '.join(view.destinations)}?"
+        self.stop(view.id, f"{view.source} → {', '.join(view.destinations)}")
+
+    def stop(self, transfer_id: str, route: str) -> None:
+        """Stop the running transfer ``transfer_id`` (``route`` says what it copies), after a
+        yes; it keeps a checkpoint."""
+        self.select(transfer_id)
+        question = f"Stop transfer {transfer_id[:8]}: {route}?"
         detail = (
             "A checkpoint is saved: resume it from the Checkpoints screen or with "
-            f"difpipe copy --resume {view.id}"
+            f"difpipe copy --resume {transfer_id}"
         )
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_engine(self.bridge.cancel_transfer, view.id, what="stop the transfer")
+                self.run_engine(self.bridge.cancel_transfer, transfer_id, what="stop the transfer")
 
         self.app.push_screen(ConfirmScreen(question, detail, verb="Stop"), answered)
+
+    def select(self, transfer_id: str) -> None:
+        """Put the cursor on ``transfer_id``'s row (the filter cleared if it hides it)."""
+        self.catch_up()
+        table = self.query_one("#transfers", FilterTable)
+        if transfer_id not in table.shown_keys and table.filter_text:
+            self.set_filter("")
+        self._select = transfer_id
+        self._redraw()
 
     def on_data_table_row_selected(self, event: FilterTable.RowSelected) -> None:
         event.stop()  # enter on the table: the table takes the key, so answer its message
@@ -233,14 +253,43 @@ class TransfersScreen(FilteredScreen):
     def action_details(self) -> None:
         view = self.selected()
         if view is not None:
-            self.app.push_screen(TransferDetailsScreen(self, view.id))
+            self.details(view.id)
+
+    def details(self, transfer_id: str) -> None:
+        self.select(transfer_id)
+        if transfer_id in self.live.transfers:
+            self.app.push_screen(TransferDetailsScreen(self, transfer_id))
 
     @classmethod
     def palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
-        if not console.readonly:
-            yield ScreenCommand(
-                "New transfer", "copy between hosts, with a plan first", cls.action_new
-            )
+        yield ScreenCommand(
+            "New transfer", "copy between hosts, with a plan first", cls.action_new, "new"
+        )
+
+    @classmethod
+    async def engine_palette(cls, console: DifpipeApp) -> Iterable[ScreenCommand]:
+        bridge = console.bridge
+        commands = []
+        for r in await bridge.call(bridge.transfers.running):
+            verb = "Resume" if r.paused else "Pause"
+            commands += [
+                ScreenCommand(f"Transfer {r.id}", r.route, lambda s, i=r.id: s.details(i)),
+                ScreenCommand(
+                    f"{verb} transfer {r.id}",
+                    r.route,
+                    lambda s, i=r.id, p=r.paused: s.pause(i, resume=p),
+                    "pause",
+                    False,
+                ),
+                ScreenCommand(
+                    f"Stop transfer {r.id}",
+                    f"{r.route} · asks first, keeps a checkpoint",
+                    lambda s, i=r.id, route=r.route: s.stop(i, route),
+                    "cancel",
+                    False,
+                ),
+            ]
+        return commands
 
     # -- filter ----------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@
 - ``publish_fixed(app)``: publishes events on the engine bus, waits until the console has them.
 - ``cell_texts(app, "#table")``: the text of every shown row.
 - ``random_file(path, size)``: writes ``size`` random bytes.
+- ``palette_hits(pilot, query)``: opens the command palette, types ``query``, returns the
+  titles it offers (the palette stays open); ``run_command(pilot, title)`` runs the one
+  titled so.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from textual.command import CommandList, CommandPalette
 
 from difpipe_tui.app import DifpipeApp
 from difpipe_tui.core import events as ev
@@ -124,3 +129,32 @@ def cell_texts(app: DifpipeApp, selector: str) -> list[list[str]]:
 def random_file(path: Path, size: int) -> Path:
     path.write_bytes(os.urandom(size))
     return path
+
+
+async def palette_hits(pilot, query: str) -> list[str]:
+    """Open the palette, type ``query``, and return the titles offered once the search is over
+    (it runs in the palette's workers, results added in batches)."""
+    await pilot.press("ctrl+p")
+    palette = pilot.app.screen
+    assert isinstance(palette, CommandPalette)
+    await pilot.press(*query)
+    commands = palette.query_one(CommandList)
+    await wait_until(lambda: commands.option_count > 0)
+    await palette.workers.wait_for_complete()
+    await pilot.pause(0.3)
+    return [
+        commands.get_option_at_index(i).hit.text
+        for i in range(commands.option_count)
+        if commands.get_option_at_index(i).id != "--no-matches"
+    ]
+
+
+async def run_command(pilot, title: str) -> None:
+    """Run the palette command ``title`` (exactly so named), as a person would: type, pick."""
+    hits = await palette_hits(pilot, title)
+    assert title in hits, hits
+    palette = pilot.app.screen
+    commands = palette.query_one(CommandList)
+    commands.highlighted = hits.index(title)
+    await pilot.press("enter")
+    await pilot.pause()

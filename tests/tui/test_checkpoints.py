@@ -21,7 +21,15 @@ from difpipe_tui.screens import checkpoints
 from difpipe_tui.screens.checkpoint_detail import CheckpointDetail
 from difpipe_tui.screens.checkpoints import CheckpointsScreen
 from difpipe_tui.screens.confirm import ConfirmScreen
-from tests.tui.helpers import FIXED_SYS, SEEDED_CONFIG, T0, cell_texts, wait_until
+from tests.tui.helpers import (
+    FIXED_SYS,
+    SEEDED_CONFIG,
+    T0,
+    cell_texts,
+    palette_hits,
+    run_command,
+    wait_until,
+)
 
 MiB = 1024 * 1024
 SIZE = (120, 40)
@@ -219,3 +227,36 @@ async def test_changes_by_another_process_show_within_the_refresh_interval(
             store.delete_transfer(DB)
         await wait_until(lambda: DB not in {r[0] for r in cell_texts(app, "#checkpoints")})
         assert app.screen.sub_title == "Checkpoints · 1 unfinished"
+
+
+async def test_checkpoints_by_id_in_the_palette_inspect_and_delete_after_a_yes(cp_app, cp_home):
+    db = cp_home / "state" / "state.db"
+    app = cp_app
+    async with app.run_test(size=SIZE) as pilot:
+        hits = await palette_hits(pilot, f"checkpoint {DB}")
+        assert {f"{verb} checkpoint {DB}" for verb in ("Resume", "Inspect", "Delete")} <= set(hits)
+        assert not [h for h in hits if DONE in h]  # a finished transfer has none
+        await pilot.press("escape")
+        await run_command(pilot, f"Inspect checkpoint {LOGS}")
+        await wait_until(lambda: isinstance(app.screen, CheckpointDetail))
+        assert app.screen.item.id == LOGS and app.current_mode == "checkpoints"
+        await pilot.press("escape")
+        await pilot.press("o")  # from another screen
+        await run_command(pilot, f"Delete checkpoint {DB}")
+        await wait_until(lambda: isinstance(app.screen, ConfirmScreen))
+        assert DB in app.screen.question
+        await pilot.press("y")
+        await wait_until(lambda: [r[0] for r in cell_texts(app, "#checkpoints")] == [LOGS] * 2)
+    with Store.open(db) as store:
+        assert store.get_transfer(DB) is None
+        assert store.get_transfer(LOGS) is not None
+
+
+async def test_readonly_palette_inspects_checkpoints_but_offers_no_resume_or_delete(
+    cp_home, make_bridge, fixed_now
+):
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        hits = await palette_hits(pilot, "checkpoint")
+        assert {f"Inspect checkpoint {LOGS}", f"Inspect checkpoint {DB}"} <= set(hits)
+        assert not [h for h in hits if h.startswith(("Resume", "Delete"))]

@@ -338,7 +338,8 @@ async def test_live_events_update_rows_keeping_cursor_and_filter(seeded_app):
             ev.HostChecked(ts=T0, host_name="backup", reachable=True, latency_ms=7.0)
         )
         app.bridge.publish(ev.ConnectionLost(ts=T0 + 1, host_name="cloud", reason="reset"))
-        await wait_until(lambda: cell_texts(app, "#hosts-table")[1][3] == "UP")
+        # the two events may reach the screen in two batches
+        await wait_until(lambda: [r[3] for r in cell_texts(app, "#hosts-table")] == ["DOWN", "UP"])
         rows = {r[0]: r for r in cell_texts(app, "#hosts-table")}
         assert rows["backup"][4] == "7.0 ms" and rows["backup"][7] == "Jan 01 00:00"
         assert rows["cloud"][3] == "DOWN"
@@ -533,3 +534,67 @@ async def test_a_config_file_broken_elsewhere_is_a_notification_and_the_hosts_st
         assert seeded_app.screen.table.shown_keys == ["edge-pi", "cloud", "backup"]
         path.write_text(good + '\n[hosts.nas]\naddress = "192.0.2.40"\n')
         await wait_until(lambda: "nas" in seeded_app.screen.table.shown_keys, timeout=10)
+
+
+async def test_keys_of_the_host_form_and_the_confirmation_follow_the_keymap(
+    write_config, make_bridge
+):
+    config_file = write_config(
+        CONFIG + '\n[ui.keymap]\n"hostform.save" = "f2"\n"confirm.yes" = "j"\n'
+    )
+    app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("a", *"nas", "tab", *"192.0.2.40")
+        form = app.screen
+        assert isinstance(form, HostForm)
+        assert form.query_one("#host-form").border_subtitle == "enter/f2 save · esc cancel"
+        await pilot.press("ctrl+s")  # the key it had: no longer saves
+        await pilot.pause()
+        assert app.screen is form
+        assert "nas" not in toml(config_file)["hosts"]
+        await pilot.press("f2")
+        await wait_until(lambda: isinstance(app.screen, HostsScreen))
+        await settle(pilot)
+        assert toml(config_file)["hosts"]["nas"] == {"address": "192.0.2.40"}
+        await select(pilot, "nas")
+        await pilot.press("d", "y")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)  # y is no longer the answer
+        assert str(app.screen.query_one("#confirm-yes").label) == "Delete (j)"
+        await pilot.press("j")
+        await settle(pilot)
+        assert isinstance(app.screen, HostsScreen)
+        assert "nas" not in app.screen.table.shown_keys
+    assert list(toml(config_file)["hosts"]) == ["edge-pi", "cloud", "backup"]
+
+
+async def test_the_import_preview_filters_and_esc_clears_before_it_cancels(
+    app, config_file, tmp_path
+):
+    source = tmp_path / "ssh_config"
+    source.write_text(SSH_CONFIG)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_hosts(pilot)
+        await pilot.press("i")
+        screen = app.screen
+        screen.query_one("#import-path").focus()
+        await pilot.press("ctrl+u", *str(source), "enter")  # a path's / is typed, not a filter
+        await settle(pilot)
+        everything = cell_texts(app, "#import-preview")
+        assert len(everything) > 3
+        screen.query_one("#import-preview").focus()
+        await pilot.press("slash", *"new")
+        assert {(r[0], r[1]) for r in cell_texts(app, "#import-preview")} == {
+            ("nas", "new"),
+            ("inner", "new"),
+        }
+        await pilot.press("enter")  # keeps the filter, back on the table
+        assert screen.focused is screen.query_one("#import-preview")
+        assert len(cell_texts(app, "#import-preview")) == 2
+        await pilot.press("escape")  # clears the filter, the preview stays open
+        assert app.screen is screen
+        assert cell_texts(app, "#import-preview") == everything
+        await pilot.press("escape")
+        assert isinstance(app.screen, HostsScreen)
+    assert list(toml(config_file)["hosts"]) == ["edge-pi", "cloud", "backup"]

@@ -18,10 +18,18 @@ from difpipe_tui.app import build_app
 from difpipe_tui.bridge import EngineBridge
 from difpipe_tui.core.store import Store
 from difpipe_tui.core.transfer.ends import PART_SUFFIX
+from difpipe_tui.core.transfer.job import CopyJob
 from difpipe_tui.screens.confirm import ConfirmScreen
 from difpipe_tui.screens.transfer_details import TransferDetailsScreen
 from difpipe_tui.screens.transfers import TransfersScreen
-from tests.tui.helpers import FIXED_SYS, publish_fixed, random_file, wait_until
+from tests.tui.helpers import (
+    FIXED_SYS,
+    palette_hits,
+    publish_fixed,
+    random_file,
+    run_command,
+    wait_until,
+)
 from tests.tui.test_transfers_snapshots import TRANSFER_EVENTS
 from tests.tui.transfer_steps import (
     fill,
@@ -304,3 +312,64 @@ async def test_at_80_columns_the_table_keeps_what_fits_and_the_cursor(seeded_app
         await pilot.resize_terminal(*SIZE)
         await wait_until(lambda: len(table.columns) == 10)
         assert table.selected.key == chosen
+
+
+async def test_pause_resume_and_stop_a_running_transfer_by_name(lab_app, dirs):
+    src = random_file(dirs["edge"] / "named.bin", 48 * MiB)  # at 1 MiB/s: time for every step
+    async with lab_app.run_test(size=SIZE, notifications=True) as pilot:
+        app = lab_app
+        await open_form(pilot)
+        await fill(
+            pilot,
+            source=("edge", str(src)),
+            destinations=[("cloud", f"{dirs['cloud']}/")],
+            rate="1M",
+            compress="none",
+        )
+        transfer_id = await start(pilot)
+        view = transfers_screen(app).live.transfers[transfer_id]
+        await wait_until(lambda: view.done_bytes > 0, timeout=30)
+        await pilot.press("o")  # from another screen: each command shows the Transfers screen
+        hits = await palette_hits(pilot, f"transfer {transfer_id}")
+        route = f"edge:{src} → cloud:{dirs['cloud']}/"
+        assert {f"Pause transfer {transfer_id}", f"Stop transfer {transfer_id}"} <= set(hits)
+        await pilot.press("escape")
+        await run_command(pilot, f"Pause transfer {transfer_id}")
+        await wait_state(app, transfer_id, "PAUSED")
+        assert app.current_mode == "transfers"
+        await pilot.press("o")
+        await run_command(pilot, f"Resume transfer {transfer_id}")  # paused: now offered so
+        await wait_state(app, transfer_id, "RUNNING")
+        await pilot.press("e")
+        await run_command(pilot, f"Stop transfer {transfer_id}")
+        await wait_until(lambda: isinstance(app.screen, ConfirmScreen))
+        assert route in app.screen.question
+        await pilot.press("y")
+        await wait_state(app, transfer_id, "INTERRUPTED")
+        bridge = app.bridge
+
+        async def saved():
+            return bridge.store.get_checkpoints(transfer_id)
+
+        checkpoints = await bridge.call(saved)
+        assert len(checkpoints) == 1 and 0 < checkpoints[0].offset < src.stat().st_size
+
+
+async def test_readonly_palette_shows_a_running_transfer_but_cannot_pause_or_stop_it(
+    lab_home, dirs, make_bridge
+):
+    src = random_file(dirs["edge"] / "ro.bin", 8 * MiB)
+    bridge = make_bridge()
+    app = build_app(bridge=bridge, readonly=True, sysinfo=FIXED_SYS)
+    async with app.run_test(size=SIZE) as pilot:
+        job = CopyJob(
+            source=f"edge:{src}",
+            destinations=(f"cloud:{dirs['cloud']}/",),
+            rate_limit=2 * MiB,
+            compress="none",
+        )
+        transfer_id = await bridge.call(bridge.start_transfer, job)
+        hits = await palette_hits(pilot, f"transfer {transfer_id}")
+        assert f"Transfer {transfer_id}" in hits
+        assert not [h for h in hits if h.startswith(("Pause", "Resume", "Stop"))]
+        await bridge.call(bridge.cancel_transfer, transfer_id)

@@ -3,23 +3,46 @@
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import difpipe_tui.core
 
 
-def test_core_imports_no_textual():
-    modules = [
-        f"difpipe_tui.core.{m.name}" for m in pkgutil.walk_packages(difpipe_tui.core.__path__)
+def core_modules() -> list[str]:
+    """Every module under difpipe_tui.core, subpackages and their modules included."""
+    return [
+        m.name for m in pkgutil.walk_packages(difpipe_tui.core.__path__, prefix="difpipe_tui.core.")
     ]
-    assert len(modules) >= 6
+
+
+def test_the_walk_finds_every_module_file_under_core():
+    root = Path(difpipe_tui.core.__file__).parent
+    files = {
+        ".".join(("difpipe_tui", "core", *p.relative_to(root).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for p in root.rglob("*.py")
+    }
+    files.discard("difpipe_tui.core")
+    assert sorted(core_modules()) == sorted(files)
+    assert len(files) >= 28  # the count when the walk first reached core.transfer
+    assert "difpipe_tui.core.transfer.engine" in files
+
+
+def test_core_imports_no_textual():
+    modules = core_modules()
     code = (
         "import sys, importlib\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "core = sorted(m for m in sys.modules if m.startswith('difpipe_tui.core.'))\n"
         "print(','.join(bad))\n"
+        "print(','.join(core))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    bad, imported = out.stdout.splitlines()
+    assert bad == ""
+    assert set(modules) <= set(imported.split(","))
 
 
 def test_headless_cli_imports_no_textual():

@@ -1,7 +1,7 @@
 """The "Advanced" part of the new-transfer form: the options of ``difpipe copy`` that most
 transfers leave alone — strategy, transport, compression level, ``--parallel``, the checkpoint
-interval, retries, the buffer per destination, ``--fail-fast``, ``--no-overwrite`` and an
-``--encrypt`` key file on this machine.
+interval, retries, the buffer per destination, the stall timeout, ``--fail-fast``,
+``--no-overwrite`` and an ``--encrypt`` key file on this machine.
 
 Collapsed it is one line, so the form still fits 80x24. :meth:`AdvancedOptions.read` turns the
 fields into job fields with the parsing a job file gets (:func:`job_from_mapping`) and the key
@@ -33,23 +33,43 @@ LABELS = {
     "checkpoint": "Checkpoint every",
     "retries": "Retries",
     "buffer": "Buffer",
+    "stall": "Stall after",
     "encrypt": "Encrypt key",
 }
 
 
-#: The typed fields: input id, job field, whole number (else a size text), and the prefixes
-#: the job parser's messages carry, which the field's own label replaces.
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f'expected a whole number, got "{text}"') from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text.removesuffix("s").strip())
+    except ValueError:
+        raise UsageError(f'expected a number of seconds, got "{text}"') from None
+
+
+def _size(text: str) -> str:
+    return text  # the job parser reads sizes like "64M"
+
+
+#: The typed fields: input id, job field, how its text becomes the job's value, and the
+#: prefixes the job parser's messages carry, which the field's own label replaces.
 TEXT_FIELDS = (
-    ("level", "level", True, ("level: ", "--level: ")),
-    ("parallel", "parallel", True, ("--parallel: ",)),
+    ("level", "level", _integer, ("level: ", "--level: ")),
+    ("parallel", "parallel", _integer, ("--parallel: ",)),
     (
         "checkpoint",
         "checkpoint_interval",
-        False,
+        _size,
         ("checkpoint_interval: ", "--checkpoint-interval: "),
     ),
-    ("retries", "retries", True, ("--retries: ",)),
-    ("buffer", "buffer", False, ("buffer: ", "--buffer: ")),
+    ("retries", "retries", _integer, ("--retries: ",)),
+    ("buffer", "buffer", _size, ("buffer: ", "--buffer: ")),
+    ("stall", "stall_timeout", _seconds, ("stall_timeout: ", "--stall-timeout: ")),
 )
 
 
@@ -69,13 +89,6 @@ def _message(err: DifpipeError, *prefixes: str) -> str:
     return text
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f'expected a whole number, got "{text}"') from None
-
-
 class AdvancedOptions(Collapsible):
     DEFAULT_CSS = """
     AdvancedOptions { margin-top: 1; padding: 0; border-top: none; background: $surface; }
@@ -84,7 +97,7 @@ class AdvancedOptions(Collapsible):
     AdvancedOptions #strategy, AdvancedOptions #transport { width: 12; margin-right: 2; }
     AdvancedOptions #level, AdvancedOptions #parallel { width: 6; margin-right: 2; }
     AdvancedOptions #checkpoint, AdvancedOptions #buffer { width: 8; margin-right: 2; }
-    AdvancedOptions #retries { width: 6; margin-right: 2; }
+    AdvancedOptions #retries, AdvancedOptions #stall { width: 6; margin-right: 2; }
     AdvancedOptions Checkbox { margin-right: 2; }
     AdvancedOptions #encrypt { width: 1fr; }
     """
@@ -148,6 +161,11 @@ class AdvancedOptions(Collapsible):
         yield Label("", id="retries-error", classes="field-error")
         yield Label("", id="buffer-error", classes="field-error")
         with Horizontal(classes="form-row"):
+            yield Label("Stall after", classes="form-label")
+            yield Input(placeholder=f"{CopyJob.stall_timeout:g}", compact=True, id="stall")
+            yield Label("seconds idle: that destination fails (0: never)")
+        yield Label("", id="stall-error", classes="field-error")
+        with Horizontal(classes="form-row"):
             yield Label("Encrypt key", classes="form-label")
             yield Input(
                 placeholder="none, or a key file here (difpipe keygen)", compact=True, id="encrypt"
@@ -167,11 +185,11 @@ class AdvancedOptions(Collapsible):
         transport = str(self.query_one("#transport", Select).value)
         if transport != CONFIG_TRANSPORT:
             data["transport"] = transport
-        for box, field, whole, prefixes in TEXT_FIELDS:
+        for box, field, parse, prefixes in TEXT_FIELDS:
             if text := self._text(box):
                 context = {"compress": compress} if field == "level" else {}
                 try:
-                    data[field] = checked(field, _integer(text) if whole else text, **context)
+                    data[field] = checked(field, parse(text), **context)
                 except UsageError as err:
                     errors[box] = _message(err, *prefixes)
         if self.query_one("#overwrite", Checkbox).value != CopyJob.overwrite:
@@ -203,6 +221,9 @@ def options_text(job: CopyJob) -> str:
         lines.append(("retries", str(job.retries)))
     if job.buffer != CopyJob.buffer:
         lines.append(("buffer", f"{human_bytes(job.buffer)} per destination"))
+    if job.stall_timeout != CopyJob.stall_timeout:
+        stall = f"after {job.stall_timeout:g} s without progress" if job.stall_timeout else "never"
+        lines.append(("stall", f"a destination fails {stall}"))
     if not job.overwrite:
         lines.append(("overwrite", "no: a destination that exists fails"))
     if job.fail_fast:

@@ -72,6 +72,7 @@ async def test_bad_advanced_values_show_on_their_fields(seeded_app, tmp_path):
             checkpoint="10K",
             retries="101",
             buffer="10K",
+            stall="-5",
             encrypt=str(tmp_path / "no.key"),
         )
         form.query_one("#advanced").collapsed = True
@@ -86,6 +87,8 @@ async def test_bad_advanced_values_show_on_their_fields(seeded_app, tmp_path):
         assert error("checkpoint") == "Checkpoint every: at least 1M"
         assert error("retries") == "Retries: expected 0..100, got 101"
         assert error("buffer") == "Buffer: at least 1M"
+        assert error("stall").startswith("Stall after: expected 0..")
+        assert error("stall").endswith("got -5")
         missing = tmp_path / "no.key"
         assert error("encrypt") == f"Encrypt key: {missing}: cannot read the key file: " + (
             "No such file or directory"
@@ -93,20 +96,29 @@ async def test_bad_advanced_values_show_on_their_fields(seeded_app, tmp_path):
         assert not form.query_one("#advanced").collapsed  # opened to show its errors
         assert pilot.app.screen is form
         await advanced(
-            pilot, level="x", parallel="2", checkpoint="8M", retries="0", buffer="4M", encrypt=""
+            pilot,
+            level="x",
+            parallel="2",
+            checkpoint="8M",
+            retries="0",
+            buffer="4M",
+            stall="2.5s",
+            encrypt="",
         )
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert error("level") == 'Level: expected a whole number, got "x"'
         assert not error("parallel") and not error("checkpoint") and not error("encrypt")
-        assert not error("retries") and not error("buffer")
+        assert not error("retries") and not error("buffer") and not error("stall")
         form.query_one("#overwrite", Checkbox).value = False
         form.query_one("#fail-fast", Checkbox).value = True
         data, errors = form.query_one(AdvancedOptions).read("zstd")
         assert errors == {"level": 'Level: expected a whole number, got "x"'}
-        assert {k: data[k] for k in ("retries", "buffer", "overwrite", "fail_fast")} == {
+        fields = ("retries", "buffer", "stall_timeout", "overwrite", "fail_fast")
+        assert {k: data[k] for k in fields} == {
             "retries": 0,
             "buffer": 4 * 1024 * 1024,
+            "stall_timeout": 2.5,
             "overwrite": False,
             "fail_fast": True,
         }

@@ -143,8 +143,15 @@ class DifpipeApp(App[None]):
 
     def switch_mode(self, mode: str):  # type: ignore[override]
         """Textual masks a mode switch by holding frames for 50 ms, time for a new screen to
-        mount. A screen already mounted (screens stay alive) is ready at once: hold 5 ms."""
+        mount. A screen already mounted (screens stay alive) is ready at once: hold 5 ms.
+
+        That screen first takes the events it missed while hidden: on ``ScreenResume`` they
+        came after its first frame, and the new rows cost a second layout and paint."""
         self._mounted_switch = mode in self._screen_stacks
+        if self._mounted_switch and mode != self.current_mode:
+            shown = self._screen_stacks[mode][-1]
+            if isinstance(shown, EngineScreen):
+                shown.catch_up()
         try:
             return super().switch_mode(mode)
         finally:

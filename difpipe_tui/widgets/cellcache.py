@@ -1,14 +1,16 @@
-"""A DataTable that keeps the cells it drew while other cells change.
+"""A DataTable that keeps the cells and rows it drew while other rows change.
 
-DataTable caches each drawn cell under a key holding a counter of updates: adding, removing or
-updating any row drops every cell drawn so far. A live table (the event log, transfers) then
-draws all its visible cells again after each change, ~1 ms a row, and a screen shown again
-after rows arrived while it was hidden draws them all before its first frame.
+DataTable caches each drawn cell and row under a key holding a counter of updates: adding,
+removing or updating any row drops everything drawn so far, and its rows also under the cursor
+position, so a cursor move draws every row again. A live table (the event log, transfers) then
+drew all its visible rows again after each change, ~1 ms a row, and a screen shown again after
+rows arrived while it was hidden drew them all before its first frame.
 
-:class:`CellCacheTable` keeps each drawn cell with the value it drew and hands it back while
-that row and column, at that index, still hold the same value object (a changed cell is a new
-object) and everything else that styles a cell is unchanged. Styles, theme, focus, padding and
-clearing the table drop the kept cells, as they drop DataTable's own.
+:class:`CellCacheTable` keeps each drawn cell (and row) with the values it drew and hands it
+back while that row, at that index, still holds the same value objects (a changed cell is a new
+object) and everything else that styles it is unchanged: widths, whether the cursor or the
+mouse is on it, focus. Styles, theme, padding and clearing the table drop what it kept, as they
+drop DataTable's own caches.
 """
 
 from __future__ import annotations
@@ -16,16 +18,72 @@ from __future__ import annotations
 from typing import Any
 
 from textual.cache import LRUCache
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 KEPT_CELLS = 4096
 """At most this many drawn cells are kept (a screen shows ~40 rows of a few columns)."""
+KEPT_ROWS = 1024
 
 
 class CellCacheTable(DataTable):
     def __init__(self, **kw: Any):
         super().__init__(**kw)
         self._kept: LRUCache[tuple[Any, ...], tuple[Any, Any]] = LRUCache(KEPT_CELLS)
+        self._kept_rows: LRUCache[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = LRUCache(
+            KEPT_ROWS
+        )
+
+    def _render_line_in_row(
+        self,
+        row_key: Any,
+        line_no: int,
+        base_style: Any,
+        cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> Any:
+        row_index = self._row_locations.get(row_key)
+        if row_index is None:  # the header
+            row_index = -1
+        cursor_type = self.cursor_type
+        columns = self.ordered_columns
+        key = (
+            row_key,
+            row_index,
+            line_no,
+            base_style,
+            cursor_type,
+            _on_row(cursor_location, row_index, cursor_type),
+            _on_row(hover_location, row_index, cursor_type),
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.size.width,
+            tuple(column.get_render_width(self) for column in columns),
+            self.fixed_columns,
+            self.fixed_rows,
+            self._labelled_row_exists and self.show_row_labels,
+            self._row_label_column_width,
+            None if cursor_type == "row" else self.background_colors[1],
+        )
+        values = self._row_values(row_key, columns)
+        kept = self._kept_rows.get(key)
+        if kept is not None and _same(kept[0], values):
+            return kept[1]
+        drawn = super()._render_line_in_row(
+            row_key, line_no, base_style, cursor_location, hover_location
+        )
+        self._kept_rows.set(key, (values, drawn))
+        return drawn
+
+    def _row_values(self, row_key: Any, columns: list[Any]) -> tuple[Any, ...]:
+        """The objects a row draws: its label and cells (the header's: the column labels)."""
+        if row_key is self._header_row_key:
+            return tuple(column.label for column in columns)
+        cells = self._data.get(row_key, {})
+        row = self.rows.get(row_key)
+        label = row.label if row is not None else None
+        return (label, *(cells.get(column.key) for column in columns))
 
     def _render_cell(
         self,
@@ -67,7 +125,22 @@ class CellCacheTable(DataTable):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._kept.clear()
+        self._kept_rows.clear()
 
     def notify_style_update(self) -> None:
         self._kept.clear()
+        self._kept_rows.clear()
         super().notify_style_update()
+
+
+def _on_row(location: Coordinate, row_index: int, cursor_type: str) -> Any:
+    """What of a cursor (or the mouse) at ``location`` a row at ``row_index`` shows."""
+    if cursor_type == "column":
+        return location.column
+    if location.row != row_index:
+        return None
+    return location.column if cursor_type == "cell" else True
+
+
+def _same(kept: tuple[Any, ...], values: tuple[Any, ...]) -> bool:
+    return len(kept) == len(values) and all(a is b for a, b in zip(kept, values, strict=True))

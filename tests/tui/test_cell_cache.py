@@ -91,3 +91,63 @@ async def test_a_theme_change_draws_every_cell_again():
         after = table.render_lines(table.region.reset_offset)[1]
         assert after.text == before.text
         assert [s.style for s in after] != [s.style for s in before]
+
+
+def segments(table: FilterTable) -> list[list[tuple[str, object]]]:
+    table.refresh()
+    return [[(s.text, s.style) for s in strip] for strip in table.render_lines(table.region)]
+
+
+async def test_what_is_kept_is_what_would_be_drawn_afresh():
+    """After each change, the kept cells and rows draw exactly what DataTable draws with its
+    caches cleared: text, colours, and the row and column each cell answers clicks for."""
+
+    async def check(pilot, table: FilterTable) -> None:
+        await pilot.pause()
+        kept = segments(table)
+        table._clear_caches()
+        assert kept == segments(table)
+
+    app = OneTable()
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(FilterTable)
+        table.focus()
+        table.append_rows(rows(0, 12), limit=10)
+        await check(pilot, table)
+        table.move_cursor(row=2)
+        await check(pilot, table)
+        table.set_rows([*rows(0, 5), Row("r5", ("00:00:05", "a much longer kind of event"))])
+        await check(pilot, table)
+        table._set_hover_cursor(True)
+        table.hover_coordinate = table.hover_coordinate._replace(row=4)
+        await check(pilot, table)
+        table.blur()
+        await check(pilot, table)
+        await pilot.resize_terminal(50, 12)
+        await check(pilot, table)
+        table.set_filter("event 3")
+        await check(pilot, table)
+        app.theme = "textual-light"
+        await check(pilot, table)
+
+
+async def test_a_cursor_move_draws_only_the_rows_it_leaves_and_reaches(monkeypatch):
+    app = OneTable()
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(FilterTable)
+        table.append_rows(rows(0, 6))
+        table.move_cursor(row=1)
+        await pilot.pause()
+        drawn_lines(table)
+        drawn: list[object] = []
+        original = DataTable._render_line_in_row
+
+        def count(self, row_key, *args, **kw):
+            drawn.append(row_key.value)
+            return original(self, row_key, *args, **kw)
+
+        monkeypatch.setattr(DataTable, "_render_line_in_row", count)
+        table.move_cursor(row=2)
+        await pilot.pause()
+        drawn_lines(table)
+        assert sorted(set(drawn)) == ["r1", "r2"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -25,6 +26,7 @@ from .core.config import ConfigKeyError
 from .core.errors import DifpipeError, UsageError
 from .core.events import Event
 from .core.sysinfo import SysInfo, SysSource
+from .idlegc import EVERY, IdleCollector
 from .screens import DEFAULT_SCREEN, SCREENS, EngineScreen
 from .screens.help import HelpScreen
 from .themes import CSS_PATH, THEMES
@@ -83,7 +85,7 @@ class DifpipeApp(App[None]):
         self._flush_posted = False
         self._history: list[str] = []
         self._mounted_switch = False
-        self._freeze_after_first_frame = False
+        self._collector: IdleCollector | None = None
         self._unsubscribe = bridge.subscribe(self._from_engine)
         for t in THEMES.values():
             self.register_theme(t)
@@ -96,17 +98,25 @@ class DifpipeApp(App[None]):
         return super().run(*args, **kwargs)
 
     def tune_runtime(self) -> None:
-        """Longer GIL turns (:data:`SWITCH_INTERVAL`), and once the first screen is drawn, the
+        """Longer GIL turns (:data:`SWITCH_INTERVAL`); once the first screen is drawn, the
         objects alive then (modules, widgets, caches: ~120,000) moved out of the collector's
-        reach. A full collection walked them all, up to ~200 ms during which nothing drew;
-        after ``gc.freeze()`` it walks only what came later. Process-wide, so not for tests
-        that build many apps in one process."""
+        reach (a full collection walked them all, up to ~200 ms during which nothing drew;
+        after ``gc.freeze()`` it walks only what came later); and full collections only while
+        nobody types (:class:`~difpipe_tui.idlegc.IdleCollector`). Process-wide, so not for
+        tests that build many apps in one process."""
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self._freeze_after_first_frame = True
+        self._collector = IdleCollector()
 
     def on_mount(self) -> None:
-        if self._freeze_after_first_frame:
+        if self._collector is not None:
             self.call_after_refresh(gc.freeze)
+            self._collector.start()
+            self.set_interval(EVERY, self._collector.tick)
+
+    async def on_event(self, event: events.Event) -> None:
+        if self._collector is not None and isinstance(event, events.InputEvent):
+            self._collector.input_seen()
+        await super().on_event(event)
 
     # -- engine events: engine thread -> one message per batch -> the shown screen ------------
 
@@ -229,6 +239,8 @@ class DifpipeApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
+        if self._collector is not None:
+            self._collector.stop()
         if self._owns_bridge:
             self.bridge.close()
 

@@ -1,12 +1,12 @@
-"""A DataTable that keeps the cells and rows it drew while other rows change.
+"""A DataTable that keeps the cells and lines it drew while other rows change.
 
-DataTable caches each drawn cell and row under a key holding a counter of updates: adding,
-removing or updating any row drops everything drawn so far, and its rows also under the cursor
-position, so a cursor move draws every row again. A live table (the event log, transfers) then
+DataTable caches each drawn cell and line under a key holding a counter of updates: adding,
+removing or updating any row drops everything drawn so far, and its lines also under the cursor
+position, so a cursor move draws every line again. A live table (the event log, transfers) then
 drew all its visible rows again after each change, ~1 ms a row, and a screen shown again after
 rows arrived while it was hidden drew them all before its first frame.
 
-:class:`CellCacheTable` keeps each drawn cell (and row) with the values it drew and hands it
+:class:`CellCacheTable` keeps each drawn cell (and line) with the values it drew and hands it
 back while that row, at that index, still holds the same value objects (a changed cell is a new
 object) and everything else that styles it is unchanged: widths, whether the cursor or the
 mouse is on it, focus. Styles, theme, padding and clearing the table drop what it kept, as they
@@ -18,30 +18,42 @@ from __future__ import annotations
 from typing import Any
 
 from textual.cache import LRUCache
-from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 KEPT_CELLS = 4096
 """At most this many drawn cells are kept (a screen shows ~40 rows of a few columns)."""
-KEPT_ROWS = 1024
+KEPT_LINES = 1024
+"""At most this many drawn lines are kept."""
 
 
 class CellCacheTable(DataTable):
+    _frame_style: Any = None
+
     def __init__(self, **kw: Any):
         super().__init__(**kw)
         self._kept: LRUCache[tuple[Any, ...], tuple[Any, Any]] = LRUCache(KEPT_CELLS)
-        self._kept_rows: LRUCache[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = LRUCache(
-            KEPT_ROWS
+        self._kept_lines: LRUCache[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = LRUCache(
+            KEPT_LINES
         )
 
-    def _render_line_in_row(
-        self,
-        row_key: Any,
-        line_no: int,
-        base_style: Any,
-        cursor_location: Coordinate,
-        hover_location: Coordinate,
-    ) -> Any:
+    def render_lines(self, crop: Any) -> Any:
+        """DataTable works out its style (a walk up the DOM) for every line it draws: once a
+        frame is enough."""
+        self._frame_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    @property
+    def rich_style(self) -> Any:
+        return super().rich_style if self._frame_style is None else self._frame_style
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Any) -> Any:
+        try:
+            row_key, line_no = self._get_offsets(y)
+        except LookupError:  # below the last row
+            return super()._render_line(y, x1, x2, base_style)
         row_index = self._row_locations.get(row_key)
         if row_index is None:  # the header
             row_index = -1
@@ -51,10 +63,12 @@ class CellCacheTable(DataTable):
             row_key,
             row_index,
             line_no,
+            x1,
+            x2,
             base_style,
             cursor_type,
-            _on_row(cursor_location, row_index, cursor_type),
-            _on_row(hover_location, row_index, cursor_type),
+            _on_row(self.cursor_coordinate, row_index, cursor_type),
+            _on_row(self.hover_coordinate, row_index, cursor_type),
             self.show_cursor,
             self._show_hover_cursor,
             self._pseudo_class_state,
@@ -67,14 +81,12 @@ class CellCacheTable(DataTable):
             None if cursor_type == "row" else self.background_colors[1],
         )
         values = self._row_values(row_key, columns)
-        kept = self._kept_rows.get(key)
+        kept = self._kept_lines.get(key)
         if kept is not None and _same(kept[0], values):
             return kept[1]
-        drawn = super()._render_line_in_row(
-            row_key, line_no, base_style, cursor_location, hover_location
-        )
-        self._kept_rows.set(key, (values, drawn))
-        return drawn
+        strip = super()._render_line(y, x1, x2, base_style)
+        self._kept_lines.set(key, (values, strip))
+        return strip
 
     def _row_values(self, row_key: Any, columns: list[Any]) -> tuple[Any, ...]:
         """The objects a row draws: its label and cells (the header's: the column labels)."""
@@ -125,15 +137,15 @@ class CellCacheTable(DataTable):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._kept.clear()
-        self._kept_rows.clear()
+        self._kept_lines.clear()
 
     def notify_style_update(self) -> None:
         self._kept.clear()
-        self._kept_rows.clear()
+        self._kept_lines.clear()
         super().notify_style_update()
 
 
-def _on_row(location: Coordinate, row_index: int, cursor_type: str) -> Any:
+def _on_row(location: Any, row_index: int, cursor_type: str) -> Any:
     """What of a cursor (or the mouse) at ``location`` a row at ``row_index`` shows."""
     if cursor_type == "column":
         return location.column

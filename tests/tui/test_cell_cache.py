@@ -125,6 +125,10 @@ async def test_what_is_kept_is_what_would_be_drawn_afresh():
         await check(pilot, table)
         await pilot.resize_terminal(50, 12)
         await check(pilot, table)
+        table.set_rows([*rows(0, 5), Row("r5", ("00:00:05", "a kind of event " * 6))])
+        await check(pilot, table)
+        table.scroll_to(x=12, animate=False)
+        await check(pilot, table)
         table.set_filter("event 3")
         await check(pilot, table)
         app.theme = "textual-light"

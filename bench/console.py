@@ -4,6 +4,7 @@
 Run as root (it starts the real-sshd lab of the tests), with the project's virtualenv::
 
     .venv/bin/python bench/console.py [--hosts 50] [--transfers 10] [--runs 5] [--json OUT]
+                                      [--only launch,idle,keys]
 
 Three measurements, each against a target of issue 4:
 
@@ -47,6 +48,7 @@ MiB = 1024 * 1024
 MB = 1_000_000
 TRANSFER_RATE = "1M"  # per transfer in the idle scenario: they must outlive the window
 SETTLE = 10.0  # seconds from "N running" on screen until the idle window opens
+SCENARIOS = ("launch", "idle", "keys")
 
 
 def say(text: str = "") -> None:
@@ -267,7 +269,7 @@ async def measure_keys(
     from difpipe_tui.core.transfer.job import job_from_mapping
 
     app = build_app(config_path=config, home=home)
-    runs = {"count": 0}
+    runs = {"count": 0, "done": 0}
 
     async def keep_running(stop: asyncio.Event) -> None:  # on the engine thread
         while not stop.is_set():
@@ -279,17 +281,26 @@ async def measure_keys(
             if stop.is_set():
                 handle.cancel()
                 await waiting
+            else:
+                runs["done"] += 1
             stopping.cancel()
 
     app.tune_runtime()  # as app.run() does in a terminal
     async with app.run_test(size=(120, 40)) as pilot:
         stop = await app.bridge.call(_new_event)
+        started = time.monotonic()
         moving = app.bridge.submit(keep_running, stop)
         await asyncio.sleep(1.0)  # the transfer is at full speed
         times = await time_keys(pilot, ("overview", "events"), presses)
         await app.bridge.call(_set, stop)
         await asyncio.wrap_future(moving)
-    say(f"  ({runs['count']} full-speed transfers ran one after another while keys were timed)")
+        took = time.monotonic() - started
+    size = Path(job["source"].partition(":")[2]).stat().st_size
+    say(
+        f"  ({runs['count']} full-speed transfers ran one after another while keys were timed,"
+        f" {runs['done']} of them whole in {took:.0f} s: at least"
+        f" {runs['done'] * size / took / MB:.0f} MB/s)"
+    )
     return times
 
 
@@ -340,6 +351,66 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def run_launch(args: argparse.Namespace, config: Path, home: Path, results: dict) -> None:
+    launch = measure_launch(config, home, args.runs)
+    med = statistics.median(launch)
+    results["launch_s"] = launch
+    say(
+        f"launch to first screen: {med:.2f} s median "
+        f"[{min(launch):.2f}-{max(launch):.2f}]  target <= 1 s  {verdict(med <= 1.0)}"
+    )
+    bare = measure_launch_bare(home, args.runs)
+    results["bare_textual_launch_s"] = bare
+    say(f"  floor: a bare Textual app, same terminal: {statistics.median(bare):.2f} s median")
+
+
+def run_idle(
+    args: argparse.Namespace, lab: Any, config: Path, home: Path, workdir: Path, results: dict
+) -> None:
+    slow = [
+        {**j, "rate_limit": TRANSFER_RATE} for j in jobs(lab, workdir, args.transfers, 64 * MiB)
+    ]
+    jobs_file = home.parent / "jobs.json"
+    jobs_file.write_text(json.dumps(slow))
+    idle = measure_idle(config, home, jobs_file, args.transfers, args.window)
+    results["idle"] = idle
+    say(
+        f"idle with {args.transfers} transfers ({idle['transfers_line']}): "
+        f"UI thread {idle['ui_cpu_pct']:.1f} % of a core (target <= 2 %  "
+        f"{verdict(idle['ui_cpu_pct'] <= 2.0)}), process {idle['process_cpu_pct']:.1f} %, "
+        f"RSS {idle['rss_mb']:.0f} MB (target <= 120 MB  {verdict(idle['rss_mb'] <= 120)})"
+    )
+    say(
+        f"  while the {args.transfers} transfers were starting ({SETTLE:.0f} s, not counted):"
+        f" UI thread {idle['ui_cpu_pct_starting']:.1f} %"
+    )
+
+
+def run_keys(
+    args: argparse.Namespace, lab: Any, config: Path, home: Path, workdir: Path, results: dict
+) -> None:
+    fast = jobs(lab, workdir / "fast", 1, 512 * MiB)[0]
+    keys = asyncio.run(measure_keys(config, home, fast, args.presses))
+    bare = asyncio.run(bare_textual_keys(args.presses))
+    results["keys_ms"] = {}
+    for kind, what in (("switch", "screen switch"), ("move", "cursor move in a table")):
+        ms = sorted(1000 * k for k in keys[kind])
+        floor = sorted(1000 * k for k in bare[kind])
+        p95, floor_p95 = ms[int(0.95 * (len(ms) - 1))], floor[int(0.95 * (len(floor) - 1))]
+        results["keys_ms"][kind] = ms
+        results["keys_ms"][f"bare_textual_{kind}"] = floor
+        say(
+            f"{what} during a full-speed transfer, key to frame: median"
+            f" {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
+            f"  target <= 100 ms  {verdict(p95 <= 100)}"
+        )
+        say(
+            f"  floor: a bare Textual app, nothing running: median"
+            f" {statistics.median(floor):.1f} ms, p95 {floor_p95:.1f} ms,"
+            f" max {floor[-1]:.1f} ms"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=50)
@@ -348,11 +419,19 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=20.0, help="idle window, seconds")
     parser.add_argument("--presses", type=int, default=40)
     parser.add_argument("--json", metavar="OUT")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(SCENARIOS),
+        help=f"comma-separated scenarios to run (default: {','.join(SCENARIOS)})",
+    )
     parser.add_argument("--app", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:
         app_role(*args.app)
         return 0
+    if unknown := args.only - set(SCENARIOS):
+        parser.error(f"--only: no scenario {', '.join(sorted(unknown))}")
 
     from tests.lab import Lab
 
@@ -364,56 +443,13 @@ def main() -> int:
         config = many_hosts_config(lab.write_config(base / "lab.toml"), base / "c.toml", args.hosts)
         say(f"console benchmark: {args.hosts} hosts, {args.transfers} transfers, 120x40")
         say(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
-
-        launch = measure_launch(config, home, args.runs)
-        med = statistics.median(launch)
-        results["launch_s"] = launch
-        say(
-            f"launch to first screen: {med:.2f} s median "
-            f"[{min(launch):.2f}-{max(launch):.2f}]  target <= 1 s  {verdict(med <= 1.0)}"
-        )
-        bare = measure_launch_bare(home, args.runs)
-        results["bare_textual_launch_s"] = bare
-        say(f"  floor: a bare Textual app, same terminal: {statistics.median(bare):.2f} s median")
-
         workdir = base / f"bench-{os.getpid()}"
-        slow = [
-            {**j, "rate_limit": TRANSFER_RATE} for j in jobs(lab, workdir, args.transfers, 64 * MiB)
-        ]
-        jobs_file = base / "jobs.json"
-        jobs_file.write_text(json.dumps(slow))
-        idle = measure_idle(config, home, jobs_file, args.transfers, args.window)
-        results["idle"] = idle
-        say(
-            f"idle with {args.transfers} transfers ({idle['transfers_line']}): "
-            f"UI thread {idle['ui_cpu_pct']:.1f} % of a core (target <= 2 %  "
-            f"{verdict(idle['ui_cpu_pct'] <= 2.0)}), process {idle['process_cpu_pct']:.1f} %, "
-            f"RSS {idle['rss_mb']:.0f} MB (target <= 120 MB  {verdict(idle['rss_mb'] <= 120)})"
-        )
-        say(
-            f"  while the {args.transfers} transfers were starting ({SETTLE:.0f} s, not counted):"
-            f" UI thread {idle['ui_cpu_pct_starting']:.1f} %"
-        )
-
-        fast = jobs(lab, workdir / "fast", 1, 512 * MiB)[0]
-        keys = asyncio.run(measure_keys(config, home, fast, args.presses))
-        bare = asyncio.run(bare_textual_keys(args.presses))
-        results["keys_ms"] = {}
-        for kind, what in (("switch", "screen switch"), ("move", "cursor move in a table")):
-            ms = sorted(1000 * k for k in keys[kind])
-            floor = sorted(1000 * k for k in bare[kind])
-            p95, floor_p95 = ms[int(0.95 * (len(ms) - 1))], floor[int(0.95 * (len(floor) - 1))]
-            results["keys_ms"][kind] = ms
-            results["keys_ms"][f"bare_textual_{kind}"] = floor
-            say(
-                f"{what} during a full-speed transfer, key to frame: median"
-                f" {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
-                f"  target <= 100 ms  {verdict(p95 <= 100)}"
-            )
-            say(
-                f"  floor: a bare Textual app, nothing running: median"
-                f" {statistics.median(floor):.1f} ms, p95 {floor_p95:.1f} ms"
-            )
+        if "launch" in args.only:
+            run_launch(args, config, home, results)
+        if "idle" in args.only:
+            run_idle(args, lab, config, home, workdir, results)
+        if "keys" in args.only:
+            run_keys(args, lab, config, home, workdir, results)
         subprocess.run(["rm", "-rf", str(Path(lab.hosts["edge"].root) / workdir.name)], check=False)
         subprocess.run(
             ["rm", "-rf", str(Path(lab.hosts["cloud"].root) / workdir.name)], check=False

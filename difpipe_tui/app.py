@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -31,6 +32,7 @@ from .core.config import ConfigKeyError
 from .core.errors import DifpipeError, UsageError
 from .core.events import Event
 from .core.sysinfo import SysInfo, SysSource
+from .idlegc import EVERY, IdleCollector
 from .screens import DEFAULT_SCREEN, SCREENS, EngineScreen
 from .screens.base import EngineCommands, offered
 from .screens.help import HelpScreen
@@ -91,7 +93,7 @@ class DifpipeApp(App[None]):
         self._flush_posted = False
         self._history: list[str] = []
         self._mounted_switch = False
-        self._freeze_after_first_frame = False
+        self._collector: IdleCollector | None = None
         self._unsubscribe = bridge.subscribe(self._from_engine)
         for t in THEMES.values():
             self.register_theme(t)
@@ -104,17 +106,25 @@ class DifpipeApp(App[None]):
         return super().run(*args, **kwargs)
 
     def tune_runtime(self) -> None:
-        """Longer GIL turns (:data:`SWITCH_INTERVAL`), and once the first screen is drawn, the
+        """Longer GIL turns (:data:`SWITCH_INTERVAL`); once the first screen is drawn, the
         objects alive then (modules, widgets, caches: ~120,000) moved out of the collector's
-        reach. A full collection walked them all, up to ~200 ms during which nothing drew;
-        after ``gc.freeze()`` it walks only what came later. Process-wide, so not for tests
-        that build many apps in one process."""
+        reach (a full collection walked them all, up to ~200 ms during which nothing drew;
+        after ``gc.freeze()`` it walks only what came later); and full collections only while
+        nobody types (:class:`~difpipe_tui.idlegc.IdleCollector`). Process-wide, so not for
+        tests that build many apps in one process."""
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self._freeze_after_first_frame = True
+        self._collector = IdleCollector()
 
     def on_mount(self) -> None:
-        if self._freeze_after_first_frame:
+        if self._collector is not None:
             self.call_after_refresh(gc.freeze)
+            self._collector.start()
+            self.set_interval(EVERY, self._collector.tick)
+
+    async def on_event(self, event: events.Event) -> None:
+        if self._collector is not None and isinstance(event, events.InputEvent):
+            self._collector.input_seen()
+        await super().on_event(event)
 
     # -- engine events: engine thread -> one message per batch -> the shown screen ------------
 
@@ -151,8 +161,15 @@ class DifpipeApp(App[None]):
 
     def switch_mode(self, mode: str):  # type: ignore[override]
         """Textual masks a mode switch by holding frames for 50 ms, time for a new screen to
-        mount. A screen already mounted (screens stay alive) is ready at once: hold 5 ms."""
+        mount. A screen already mounted (screens stay alive) is ready at once: hold 5 ms.
+
+        That screen first takes the events it missed while hidden: on ``ScreenResume`` they
+        came after its first frame, and the new rows cost a second layout and paint."""
         self._mounted_switch = mode in self._screen_stacks
+        if self._mounted_switch and mode != self.current_mode:
+            shown = self._screen_stacks[mode][-1]
+            if isinstance(shown, EngineScreen):
+                shown.catch_up()
         try:
             return super().switch_mode(mode)
         finally:
@@ -236,6 +253,8 @@ class DifpipeApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
+        if self._collector is not None:
+            self._collector.stop()
         if self._owns_bridge:
             self.bridge.close()
 

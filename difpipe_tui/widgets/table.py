@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +11,9 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual.geometry import Size
-from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
+
+from .cellcache import CellCacheTable
 
 
 @dataclass(frozen=True)
@@ -35,14 +37,17 @@ def match_text(row: Row, text: str) -> bool:
     return all(word in row.text.lower() for word in text.lower().split())
 
 
-class FilterTable(DataTable):
+class FilterTable(CellCacheTable):
     """Give it every row with :meth:`set_rows` (or add some with :meth:`append_rows`);
     it shows the ones that match :attr:`filter_text`, updating cells in place rather than
     rebuilding, so the cursor stays on the same row and nothing flickers.
 
     A cell updated in place widens its column when it no longer fits but never narrows it:
     a live rate going from ``1.0 MiB/s`` to ``999.9 KiB/s`` neither makes the columns jump
-    nor costs a layout of the whole screen."""
+    nor costs a layout of the whole screen.
+
+    Rows added are measured at once (DataTable waits for idle), and drawn cells are kept
+    while other rows change (:class:`~.cellcache.CellCacheTable`)."""
 
     def __init__(self, *columns: str, matcher: Matcher = match_text, **kw: Any):
         kw.setdefault("cursor_type", "row")
@@ -83,7 +88,9 @@ class FilterTable(DataTable):
         self._sync(rows, before=before)
 
     def append_rows(self, rows: Iterable[Row], *, limit: int | None = None) -> None:
-        """Add rows at the end; with ``limit``, the oldest rows beyond it are dropped."""
+        """Add rows at the end; with ``limit``, the oldest rows beyond it are dropped, a tenth
+        of ``limit`` more at a time: a drop moves every row up, and a row drawn at another
+        index is drawn again."""
         rows = list(rows)
         if not rows:  # nothing new: no cursor move, no scroll, no repaint
             return
@@ -92,13 +99,23 @@ class FilterTable(DataTable):
             self._rows[row.key] = row
             if self._matcher(row, self.filter_text):
                 self.add_row(*map(plain, row.cells), key=row.key)
-        if limit is not None:
-            while len(self._rows) > limit:
-                key = next(iter(self._rows))
+        if limit is not None and len(self._rows) > limit:
+            for key in list(itertools.islice(self._rows, len(self._rows) - limit + limit // 10)):
                 del self._rows[key]
                 self._remove(key)
+        self._measure()
         if follow and self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def _measure(self) -> None:
+        """Measure the rows just added now, not on idle as DataTable does: until then a frame
+        shows the table at its old height, and a cursor moved to a new row scrolls only after
+        that frame, a second layout and paint of the screen."""
+        if self._require_update_dimensions and self.is_mounted:
+            self._require_update_dimensions = False
+            new_rows = self._new_rows.copy()
+            self._new_rows.clear()
+            self._update_dimensions(new_rows)
 
     def _remove(self, key: str) -> None:
         with contextlib.suppress(RowDoesNotExist):
@@ -119,6 +136,7 @@ class FilterTable(DataTable):
             self.clear()
             for row in wanted:
                 self.add_row(*map(plain, row.cells), key=row.key)
+            self._measure()
             if cursor in keys:
                 self.move_cursor(row=keys.index(cursor), animate=False)
             return

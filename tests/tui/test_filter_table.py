@@ -14,13 +14,27 @@ class OneTable(App[None]):
         yield FilterTable("TIME", "KIND", id="t")
 
 
-async def test_a_frame_drawn_before_the_columns_are_measured_is_not_kept():
+async def test_rows_appended_are_measured_at_once():
+    """DataTable measures new rows on idle; a frame drawn before that cut them to the column
+    labels' widths, and the cursor following the last row scrolled only one frame later."""
+    app = OneTable()
+    async with app.run_test(size=(60, 10)):
+        table = app.query_one(FilterTable)
+        table.append_rows([Row(str(n), ("00:00:01", f"connection.opened {n}")) for n in range(9)])
+        last = table.render_line(table.size.height - 1).text  # no idle in between
+        assert "connection.opened 8" in last  # measured, and scrolled to the cursor
+        assert table.cursor_row == 8
+
+
+async def test_a_frame_drawn_before_a_widened_column_is_measured_is_not_kept():
     app = OneTable()
     async with app.run_test(size=(60, 10)) as pilot:
         table = app.query_one(FilterTable)
-        table.append_rows([Row("a", ("00:00:01", "connection.opened"))])
+        table.set_rows([Row("a", ("00:00:01", "open"))])
+        await pilot.pause()
+        table.set_rows([Row("a", ("00:00:01", "connection.opened"))])  # measured on idle
         early = table.render_line(1).text  # a frame painted before the table's idle
-        assert "connection.opened" not in early  # columns still at their label widths
+        assert "connection.opened" not in early  # the column still at its old width
         await pilot.pause()
         assert "connection.opened" in table.render_line(1).text
 

@@ -10,7 +10,8 @@ from textual.widgets._footer import FooterKey
 
 from difpipe_tui.app import SWITCH_MASK
 from difpipe_tui.themes import THEMES
-from difpipe_tui.widgets import KeysFooter
+from difpipe_tui.widgets import FilterTable, KeysFooter
+from tests.tui.helpers import FIXED_EVENTS, publish_fixed
 
 SIZE = (120, 40)
 
@@ -76,3 +77,19 @@ async def test_a_switch_to_a_mounted_screen_holds_frames_only_briefly(seeded_app
         finally:
             App.delay_update = original
     assert held == [0.05, SWITCH_MASK]
+
+
+async def test_a_screen_shown_again_has_caught_up_before_its_first_frame(seeded_app):
+    """Events that came while a screen was hidden are added before the switch, not after the
+    screen's first frame: one layout and paint instead of two."""
+    app = seeded_app
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e", "o")
+        await pilot.pause()
+        table = app._screen_stacks["events"][0].query_one("#events", FilterTable)
+        before = table.row_count
+        await publish_fixed(app)  # the overview is shown: the events screen misses them
+        assert table.row_count == before
+        app.action_show("events")  # no frame, no message handled since
+        assert table.row_count == before + len(FIXED_EVENTS)
+        assert table.cursor_row == table.row_count - 1

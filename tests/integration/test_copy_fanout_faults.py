@@ -108,8 +108,13 @@ async def test_a_destination_the_plan_rejects(h, workdirs, fail_fast):
         assert sha(good_file) == sha(src)
 
 
+@pytest.mark.parametrize("verify", ["none", "sha256"])
 @pytest.mark.parametrize("fail_fast", [False, True], ids=["go-on", "fail-fast"])
-async def test_a_destination_whose_disk_fills_mid_stream(h, workdirs, small_tmpfs, fail_fast):
+async def test_a_destination_whose_disk_fills_mid_stream(
+    h, workdirs, small_tmpfs, fail_fast, verify
+):
+    """cloud's disk fills after 1 MiB of 48: it fails while the stream runs, a plain ``cat``
+    and a ``tee`` into the digest alike (GNU tee stops at its failed write)."""
     mnt, seen = small_tmpfs
     src = random_file(workdirs["edge"] / "f.bin", 48 * MiB)
     result = await h.copy(
@@ -118,7 +123,7 @@ async def test_a_destination_whose_disk_fills_mid_stream(h, workdirs, small_tmpf
         fail_fast=fail_fast,
         retries=0,
         rate_limit=16 * MiB,  # the full disk shows while the healthy stream still runs
-        verify="none",  # cloud's stream is a plain cat, which exits on ENOSPC (tee goes on)
+        verify=verify,
     )
     good_file = workdirs["storage"] / "f.bin"
     check_outcome(
@@ -130,6 +135,8 @@ async def test_a_destination_whose_disk_fills_mid_stream(h, workdirs, small_tmpf
         good_file=good_file,
     )
     assert not (seen / "f.bin").exists()
+    cloud = next(e for e in h.kinds("transfer.destination") if e.destination.startswith("cl"))
+    assert cloud.status == "failed" and cloud.bytes < src.stat().st_size / 2
     if fail_fast:  # storage stopped mid-stream
         ended = next(e for e in h.kinds("transfer.destination") if e.destination.startswith("st"))
         assert ended.status == "failed" and ended.bytes < src.stat().st_size

@@ -1,4 +1,5 @@
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -260,6 +261,27 @@ def test_a_sink_that_cannot_write_reports_the_stage(tmp_path):
     line = sink.stream_line()
     run = subprocess.run(["sh", "-c", line], input=b"x" * 100_000, capture_output=True)
     assert b"difpipe-fail write" in run.stderr
+
+
+def test_a_full_disk_stops_the_sinks_stream_at_once():
+    """GNU tee stops at the failed write instead of copying the rest into the digest: the
+    digest tool then sees only what came before, and the sender's pipe breaks early."""
+    needs_binary("openssl")
+    sink = RemoteSink(None, "h", "/srv/f", algo="sha256", tools={"openssl"})
+    sink.part = "/dev/full"  # every write: ENOSPC
+    data = b"\0" * (16 * 1024 * 1024)
+    run = subprocess.run(["sh", "-c", sink.stream_line()], input=data, capture_output=True)
+    assert b"difpipe-fail write" in run.stderr
+    assert b"No space left on device" in run.stderr
+    hashed = parse_digest_output(run.stdout.decode(), "sha256")
+    assert hashed != hashlib.sha256(data).hexdigest()
+
+
+def test_a_sink_appends_through_the_same_tee():
+    needs_binary("openssl")
+    sink = RemoteSink(None, "h", "/srv/f", algo="sha256", tools={"openssl"})
+    sink._append = True
+    assert "$t -a -- " in sink.stream_line()
 
 
 def test_a_source_that_cannot_read_reports_both_stages(tmp_path):

@@ -36,6 +36,15 @@ PART_SUFFIX = ".difpipe-part"
 FAIL_MARK = "difpipe-fail"
 
 
+#: ``$t``: GNU ``tee`` told to stop at its first failed write. By default it reports a write
+#: error (a full disk) and goes on copying to its other outputs, so the stream would run to its
+#: end into the digest before the destination failed. BusyBox ``tee`` has no such option.
+TEE_MODE = (
+    "t=tee; tee --output-error=exit < /dev/null > /dev/null 2>&1 && "
+    "t='tee --output-error=exit'; "
+)
+
+
 def part_path(target: str) -> str:
     return target + PART_SUFFIX
 
@@ -445,9 +454,10 @@ class RemoteSink(Sink):
         if self.digest_argv:
             if not self.decompress_argv:
                 stages.append(_guard("cat", "receive"))
-            tee = ["tee", "-a", "--", self.part] if self._append else ["tee", "--", self.part]
-            stages.append(_guard(command(*tee), "write"))
+            args = ["-a", "--", self.part] if self._append else ["--", self.part]
+            stages.append(_guard("$t " + command(*args), "write"))
             stages.append(command(*self.digest_argv))
+            return "{ " + TEE_MODE + " | ".join(stages) + "; }"
         else:
             redirect = " >> " if self._append else " > "
             stages.append(_guard("cat" + redirect + quote_arg(self.part), "write"))

@@ -40,8 +40,7 @@ FAIL_MARK = "difpipe-fail"
 #: error (a full disk) and goes on copying to its other outputs, so the stream would run to its
 #: end into the digest before the destination failed. BusyBox ``tee`` has no such option.
 TEE_MODE = (
-    "t=tee; tee --output-error=exit < /dev/null > /dev/null 2>&1 && "
-    "t='tee --output-error=exit'; "
+    "t=tee; tee --output-error=exit < /dev/null > /dev/null 2>&1 && t='tee --output-error=exit'; "
 )
 
 

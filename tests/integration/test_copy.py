@@ -134,14 +134,6 @@ class Harness:
         assert not any(f.exists() for f in self.ssh_configs)
 
 
-@pytest.fixture(params=TRANSPORTS)
-def h(lab, tmp_path, request):
-    harness = Harness(lab, tmp_path, request.param)
-    yield harness
-    harness.check_nothing_left()
-    harness.store.close()
-
-
 def random_file(path: Path, size: int) -> Path:
     with path.open("wb") as fh:
         fh.write(os.urandom(size))

@@ -15,15 +15,7 @@ import pytest
 
 from difpipe_tui.core.transfer.codecs import get_codec
 from difpipe_tui.core.transfer.job import CopyJob
-from tests.integration.test_copy import TRANSPORTS, Harness, MiB, log_file, random_file
-
-
-@pytest.fixture(params=TRANSPORTS)
-def h(lab, tmp_path, request):
-    harness = Harness(lab, tmp_path, request.param)
-    yield harness
-    harness.check_nothing_left()
-    harness.store.close()
+from tests.integration.test_copy import MiB, log_file, random_file
 
 
 @pytest.fixture

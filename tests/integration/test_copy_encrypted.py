@@ -17,18 +17,10 @@ from difpipe_tui.core.config import load_config
 from difpipe_tui.core.errors import ExitCode
 from difpipe_tui.core.transfer.encresume import ResumeState
 from difpipe_tui.core.transfer.encrypt import HEADER_SIZE, decrypt_file, generate_key
-from tests.integration.test_copy import TRANSPORTS, Harness, random_file
+from tests.integration.test_copy import random_file
 
 MiB = 1024 * 1024
 CHUNK = 64 * 1024
-
-
-@pytest.fixture(params=TRANSPORTS)
-def h(lab, tmp_path, request):
-    harness = Harness(lab, tmp_path, request.param)
-    yield harness
-    harness.check_nothing_left()
-    harness.store.close()
 
 
 @pytest.fixture

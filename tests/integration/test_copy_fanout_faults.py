@@ -21,15 +21,7 @@ from difpipe_tui.core.config import load_config
 from difpipe_tui.core.errors import ExitCode
 from difpipe_tui.core.remote import command
 from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSink
-from tests.integration.test_copy import TRANSPORTS, Harness, MiB, random_file, sha
-
-
-@pytest.fixture(params=TRANSPORTS)
-def h(lab, tmp_path, request):
-    harness = Harness(lab, tmp_path, request.param)
-    yield harness
-    harness.check_nothing_left()
-    harness.store.close()
+from tests.integration.test_copy import MiB, random_file, sha
 
 
 @pytest.fixture

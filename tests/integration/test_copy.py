@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -244,20 +243,6 @@ async def test_missing_destination_directory_fails_that_destination_only(h, work
     assert (
         good.status == "done" and (workdirs["storage"] / "f.bin").read_bytes() == src.read_bytes()
     )
-
-
-@pytest.fixture
-def small_tmpfs(lab, workdirs):
-    """A 1 MiB tmpfs on cloud, mounted where cloud's sshd sees it (its own mount namespace
-    under ``ip netns exec``); yields (path on the host, the same path as seen from here)."""
-    mnt = workdirs["cloud"] / "tiny"
-    mnt.mkdir()
-    host = lab.hosts["cloud"]
-    enter = ["nsenter", "-t", str(host.pid), "-m"] if host.namespace else []
-    subprocess.run([*enter, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    seen = Path(f"/proc/{host.pid}/root{mnt}") if host.namespace else mnt
-    yield mnt, seen
-    subprocess.run([*enter, "umount", "-l", str(mnt)], check=False)
 
 
 async def test_full_disk_never_replaces_the_good_file(h, workdirs, small_tmpfs):

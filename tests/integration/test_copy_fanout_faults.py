@@ -10,9 +10,7 @@ cut mid-stream, which the stall timeout turns into a retryable error after a few
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -28,18 +26,6 @@ from tests.integration.test_copy import MiB, random_file, sha
 def workdirs(lab):
     with lab.scratch_dirs("fanout", ("edge", "cloud", "storage")) as made:
         yield made
-
-
-@pytest.fixture
-def small_tmpfs(lab, workdirs):
-    """A 1 MiB tmpfs on cloud where cloud's sshd sees it; (its path, the path seen from here)."""
-    mnt = workdirs["cloud"] / "tiny"
-    mnt.mkdir()
-    host = lab.hosts["cloud"]
-    enter = ["nsenter", "-t", str(host.pid), "-m"] if host.namespace else []
-    subprocess.run([*enter, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    yield mnt, Path(f"/proc/{host.pid}/root{mnt}") if host.namespace else mnt
-    subprocess.run([*enter, "umount", "-l", str(mnt)], check=False)
 
 
 _PLAIN_STREAM_LINE = RemoteSink.stream_line

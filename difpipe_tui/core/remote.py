@@ -65,7 +65,7 @@ def pipeline(
 # Tools the transfer planner cares about, probed once per connection.
 PROBED_TOOLS: tuple[str, ...] = (
     "sh", "cat", "dd", "head", "tail", "tee", "stat", "mkdir", "mv", "rm", "df",
-    "sha256sum", "shasum", "b2sum", "openssl", "zstd", "lz4", "gzip", "tar", "rsync",
+    "sha256sum", "shasum", "b2sum", "openssl", "zstd", "lz4", "gzip", "tar", "rsync", "python3",
 )  # fmt: skip
 
 # What every POSIX host is expected to have; the rest decide the transfer strategy.
@@ -75,10 +75,14 @@ BASIC_TOOLS: tuple[str, ...] = (
 
 # A constant script: no user data is ever interpolated into it. Without its final ``exit 0``
 # it can open a longer script (the transfer planner's survey of a host).
+# python3 counts only if it starts (a pyenv shim is found even where it has no Python to run);
+# the check runs beside the rest of the probe, its line comes whenever it is done.
 TOOL_PROBE_BODY = Raw(
     "for t in "
-    + " ".join(PROBED_TOOLS)
+    + " ".join(t for t in PROBED_TOOLS if t != "python3")
     + '; do p=$(command -v "$t" 2>/dev/null) && printf \'tool %s %s\\n\' "$t" "$p"; done; '
+    "{ p=$(command -v python3 2>/dev/null) && python3 -E -S -c 'import hashlib, os' "
+    "</dev/null >/dev/null 2>&1 && printf 'tool python3 %s\\n' \"$p\"; } & "
     "printf 'os %s\\n' \"$(uname -s 2>/dev/null)\"; "
     "printf 'arch %s\\n' \"$(uname -m 2>/dev/null)\"; "
     "printf 'kernel %s\\n' \"$(uname -r 2>/dev/null)\"; "

@@ -3,7 +3,9 @@ disk to fill. ``workdirs`` comes from each test module."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +23,25 @@ def h(lab, tmp_path, request):
     harness.store.close()
 
 
-@pytest.fixture
-def small_tmpfs(lab, workdirs):
-    """A 1 MiB tmpfs on cloud, mounted where cloud's sshd sees it (its own mount namespace
-    under ``ip netns exec``); yields (path on the host, the same path as seen from here)."""
-    mnt = workdirs["cloud"] / "tiny"
-    mnt.mkdir()
+@contextlib.contextmanager
+def tiny_tmpfs(lab, directory: Path) -> Iterator[tuple[Path, Path]]:
+    """A 1 MiB tmpfs at ``directory`` on cloud, mounted where cloud's sshd sees it (its own
+    mount namespace under ``ip netns exec``); yields (path on the host, the same path as seen
+    from here). Enter it after anything that restarts cloud's sshd."""
+    directory.mkdir()
     host = lab.hosts["cloud"]
     enter = ["nsenter", "-t", str(host.pid), "-m"] if host.namespace else []
-    subprocess.run([*enter, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    seen = Path(f"/proc/{host.pid}/root{mnt}") if host.namespace else mnt
-    yield mnt, seen
-    subprocess.run([*enter, "umount", "-l", str(mnt)], check=False)
+    subprocess.run(
+        [*enter, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(directory)], check=True
+    )
+    try:
+        yield directory, Path(f"/proc/{host.pid}/root{directory}") if host.namespace else directory
+    finally:
+        subprocess.run([*enter, "umount", "-l", str(directory)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(lab, workdirs):
+    """:func:`tiny_tmpfs` at ``tiny`` in cloud's work directory."""
+    with tiny_tmpfs(lab, workdirs["cloud"] / "tiny") as made:
+        yield made

@@ -903,6 +903,28 @@ async def test_sha256_relay_hashes_on_the_source_and_splices(h, workdirs, splice
     assert bool(splice_calls) == (h.transport == "openssh")
 
 
+async def test_a_destination_without_python3_hashes_through_tee(lab, h, workdirs):
+    """Where the destination has no python3, the portable ``cat | tee | openssl`` writes and
+    hashes; a full disk still fails that destination and keeps the good file."""
+    from tests.integration.conftest import tiny_tmpfs
+
+    src = random_file(workdirs["edge"] / "t.bin", 4 * MiB)
+    with lab.without_tools("cloud", ["python3"]):
+        async with h.pool() as pool:
+            assert "python3" not in (await pool.info("cloud")).tools
+        result = await h.copy(source=f"edge:{src}", destinations=(f"cloud:{workdirs['cloud']}/",))
+        assert result.status == "done", result
+        assert sha(workdirs["cloud"] / "t.bin") == sha(src) == result.destinations[0].digest
+        with tiny_tmpfs(lab, workdirs["cloud"] / "tiny") as (mnt, seen):
+            (seen / "t.bin").write_bytes(b"the good old file")
+            full = await h.copy(
+                source=f"edge:{src}", destinations=(f"cloud:{mnt}/t.bin",), retries=0
+            )
+            assert full.status == "failed"
+            assert "no space left" in full.destinations[0].error
+            assert (seen / "t.bin").read_bytes() == b"the good old file"
+
+
 async def test_a_byte_changed_on_the_way_in_fails_verification(h, workdirs, monkeypatch):
     src = random_file(workdirs["edge"] / "c.bin", 4 * MiB)
     target = workdirs["cloud"] / "c.bin"

@@ -370,7 +370,9 @@ class Lab:
 
         The PATH is one directory of symlinks to every command of the standard directories
         but those: the binaries themselves stay where they are, other hosts still have them.
-        Open connections to the host end, as with :meth:`max_sessions`.
+        Open connections to the host end, as with :meth:`max_sessions`. A login profile that
+        puts pyenv's shims first (root's, here) would still run a Python: hiding ``python3``
+        also tells pyenv to use the system's, which its shim then cannot find.
         """
         hidden = set(tools)
         farm = Path(tempfile.mkdtemp(prefix=f"path-{name}-", dir=self.workdir))
@@ -382,7 +384,8 @@ class Lab:
                     if entry.name not in hidden and not link.exists():
                         link.symlink_to(entry.path)
         original = self._sshd[name].config
-        self._restart(name, dataclasses.replace(original, path=str(farm)))
+        env = (("PYENV_VERSION", "system"),) if "python3" in hidden else ()
+        self._restart(name, dataclasses.replace(original, path=str(farm), env=env))
         try:
             yield self.hosts[name]
         finally:

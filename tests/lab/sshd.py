@@ -39,6 +39,8 @@ class SshdConfig:
     path: str | None = None
     """The PATH of every session (sshd's ``SetEnv``, which wins over its default PATH);
     None leaves sshd's default."""
+    env: tuple[tuple[str, str], ...] = ()
+    """More variables of every session (``SetEnv``)."""
 
     def render(self) -> str:
         lines = [
@@ -65,8 +67,9 @@ class SshdConfig:
         ]
         if self.max_sessions is not None:
             lines.append(f"MaxSessions {self.max_sessions}")
-        if self.path is not None:
-            lines.append(f"SetEnv PATH={self.path}")
+        env = ([("PATH", self.path)] if self.path is not None else []) + list(self.env)
+        if env:
+            lines.append("SetEnv " + " ".join(f"{k}={v}" for k, v in env))
         if sshd_version() >= (9, 8):
             # Newer sshd throttles source addresses after failed logins, which tests provoke.
             lines.append("PerSourcePenalties no")

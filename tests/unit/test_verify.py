@@ -211,13 +211,27 @@ def test_a_source_that_hashes_prints_the_digest_of_what_it_sends(algo, offset, s
     assert "difpipe-fail" not in stderr
 
 
+#: A host with POSIX tools and openssl (``cat | tee | openssl``), and one with python3 too
+#: (the one-process writer of :mod:`difpipe_tui.core.transfer.hashwriter`).
+SINK_TOOLS = [
+    pytest.param({"openssl"}, id="tee"),
+    pytest.param(
+        {"openssl", "python3"},
+        id="py",
+        marks=pytest.mark.skipif(shutil.which("python3") is None, reason="needs python3"),
+    ),
+]
+
+
+@pytest.mark.parametrize("tools", SINK_TOOLS)
 @pytest.mark.parametrize("algo", ["sha256", "blake2b"])
 @pytest.mark.parametrize("offset", [0, 299_999])
-def test_a_sink_that_hashes_prints_the_digest_of_what_it_writes(algo, offset, tmp_path):
+def test_a_sink_that_hashes_prints_the_digest_of_what_it_writes(algo, offset, tools, tmp_path):
     """The stream command of a sink asked to hash: the part file gets the bytes (after the
     kept prefix of a resumed run) and stdout the digest of exactly the bytes written."""
     needs_binary("openssl")
-    sink = RemoteSink(None, "h", str(tmp_path / "f"), algo=algo, tools={"openssl"})
+    sink = RemoteSink(None, "h", str(tmp_path / "f"), algo=algo, tools=tools)
+    assert ("python3 -E -S -c" in sink.stream_line()) == ("python3" in tools)
     data = os.urandom(3 * 1024 * 1024 + 7)
     kept = os.urandom(offset)
     Path(sink.part).write_bytes(kept + b"tail that the resume cuts off")
@@ -254,27 +268,46 @@ def test_a_tree_sink_that_hashes_extracts_and_prints_the_digest_of_the_stream(tm
     assert not Path(sink.part + ".fifo").exists()
 
 
-def test_a_sink_that_cannot_write_reports_the_stage(tmp_path):
+@pytest.mark.parametrize("tools", SINK_TOOLS)
+def test_a_sink_that_cannot_write_reports_the_stage(tools, tmp_path):
     needs_binary("openssl")
-    sink = RemoteSink(None, "h", str(tmp_path / "f"), algo="sha256", tools={"openssl"})
+    sink = RemoteSink(None, "h", str(tmp_path / "f"), algo="sha256", tools=tools)
     sink.part = str(tmp_path / "gone" / "f.part")  # its directory does not exist
     line = sink.stream_line()
     run = subprocess.run(["sh", "-c", line], input=b"x" * 100_000, capture_output=True)
     assert b"difpipe-fail write" in run.stderr
+    assert b"No such file or directory" in run.stderr
 
 
-def test_a_full_disk_stops_the_sinks_stream_at_once():
+@pytest.mark.parametrize("tools", SINK_TOOLS)
+def test_a_full_disk_stops_the_sinks_stream_at_once(tools):
     """GNU tee stops at the failed write instead of copying the rest into the digest: the
-    digest tool then sees only what came before, and the sender's pipe breaks early."""
+    digest tool then sees only what came before, and the sender's pipe breaks early. The
+    python3 writer stops there too, and prints no digest at all."""
     needs_binary("openssl")
-    sink = RemoteSink(None, "h", "/srv/f", algo="sha256", tools={"openssl"})
+    sink = RemoteSink(None, "h", "/srv/f", algo="sha256", tools=tools)
     sink.part = "/dev/full"  # every write: ENOSPC
     data = b"\0" * (16 * 1024 * 1024)
-    run = subprocess.run(["sh", "-c", sink.stream_line()], input=data, capture_output=True)
-    assert b"difpipe-fail write" in run.stderr
-    assert b"No space left on device" in run.stderr
-    hashed = parse_digest_output(run.stdout.decode(), "sha256")
-    assert hashed != hashlib.sha256(data).hexdigest()
+    with subprocess.Popen(
+        ["sh", "-c", sink.stream_line()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        sent = 0
+        with contextlib.suppress(BrokenPipeError):
+            while sent < len(data):
+                proc.stdin.write(data[sent : sent + 65536])
+                sent += 65536
+            proc.stdin.close()
+        out, err = proc.stdout.read(), proc.stderr.read()
+    assert sent < len(data)  # the pipe broke: the rest was never read
+    assert b"difpipe-fail write" in err
+    assert b"No space left on device" in err
+    if "python3" in tools:
+        assert out == b""
+    else:
+        assert parse_digest_output(out.decode(), "sha256") != hashlib.sha256(data).hexdigest()
 
 
 def test_a_sink_appends_through_the_same_tee():

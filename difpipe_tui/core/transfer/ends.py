@@ -30,6 +30,7 @@ from ..errors import (
 )
 from ..remote import command, quote_arg
 from ..ssh import SSHPool, classify
+from .hashwriter import writer_command
 from .verify import DIGEST_MARK, digest_argv, new_hasher, parse_digest_output
 
 PART_SUFFIX = ".difpipe-part"
@@ -440,7 +441,8 @@ class RemoteSink(Sink):
         return self.prepare_line() + " && " + self.stream_line()
 
     def stream_line(self) -> str:
-        """Write the part file; with a digest, ``tee`` it into the digest tool (on stdout).
+        """Write the part file; with a digest, ``tee`` it into the digest tool (on stdout), or,
+        where the host has ``python3``, write and hash in one process (:mod:`.hashwriter`).
 
         ``tee`` reads 8 KiB per call: reading the session's pipe that way makes sshd and the
         ssh client behind it move the stream in small pieces, which cost them more CPU than
@@ -450,6 +452,10 @@ class RemoteSink(Sink):
         stages = []
         if self.decompress_argv:
             stages.append(_guard(command(*self.decompress_argv), "decompress"))
+        if self.digest_argv and "python3" in self.tools:
+            writer = writer_command(self.algo, self.part, append=self._append)
+            stages.append(_guard(writer, "write"))
+            return " | ".join(stages)
         if self.digest_argv:
             if not self.decompress_argv:
                 stages.append(_guard("cat", "receive"))

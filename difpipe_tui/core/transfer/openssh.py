@@ -40,6 +40,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,6 +87,9 @@ SOURCE_FINISH_TIMEOUT = 60.0
 SINK_FINISH_TIMEOUT = 300.0
 ABORT_TIMEOUT = 5.0
 CONTROL_TIMEOUT = 10.0  # ssh -O check / exit
+#: How long a master's ``ssh -O check`` stays good while its process lives: the legs of one
+#: copy start right after the master opened, and each check costs an ssh process (~40 ms).
+CHECK_FRESH = 5.0
 
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SAFE_DIR = re.compile(r"[A-Za-z0-9_./-]+")  # ProxyJump pastes the -F path into a shell line
@@ -173,6 +177,7 @@ class _Master:
     alias: str
     socket: Path
     pid: int | None = None
+    checked: float | None = None  # time.monotonic() of its last good check
 
 
 class OpenSSHContext:
@@ -507,15 +512,26 @@ class OpenSSHContext:
         index = list(self.config.hosts).index(name)
         return self._masters.setdefault(name, _Master(alias, self.dir / f"m{index}"))
 
-    async def _master_alive(self, master: _Master) -> bool:
+    async def _master_alive(self, master: _Master, *, fresh: bool = False) -> bool:
+        """Whether the master answers ``ssh -O check``; with ``fresh``, a check of the last
+        :data:`CHECK_FRESH` seconds does while the master's process is still there."""
         if not master.socket.exists():
             return False
+        if (
+            fresh
+            and master.checked is not None
+            and time.monotonic() - master.checked < CHECK_FRESH
+            and _running(master.pid)
+        ):
+            return True
         status, err = await self._run_ssh(["-O", "check", master.alias], timeout=CONTROL_TIMEOUT)
         if status != 0:
+            master.checked = None
             return False
         found = re.search(r"pid=(\d+)", err)
         if found:
             master.pid = int(found.group(1))
+            master.checked = time.monotonic()
         return True
 
     def warm(self, names: Iterable[str]) -> None:
@@ -549,7 +565,7 @@ class OpenSSHContext:
         master = self._master(name)
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            if await self._master_alive(master):
+            if await self._master_alive(master, fresh=True):
                 return
             with contextlib.suppress(FileNotFoundError):
                 master.socket.unlink()  # a stale socket of a master that died
@@ -590,6 +606,7 @@ class OpenSSHContext:
         if master.pid is not None:
             _terminate_master(master.pid, self.config_file)
             master.pid = None
+        master.checked = None
         with contextlib.suppress(FileNotFoundError):
             master.socket.unlink()
 
@@ -650,6 +667,19 @@ class OpenSSHContext:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _running(pid: int | None) -> bool:
+    """Whether a process ``pid`` exists."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _retrieved(task: asyncio.Task[None]) -> None:

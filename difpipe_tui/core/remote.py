@@ -75,14 +75,15 @@ BASIC_TOOLS: tuple[str, ...] = (
 
 # A constant script: no user data is ever interpolated into it. Without its final ``exit 0``
 # it can open a longer script (the transfer planner's survey of a host).
-# python3 counts only if it starts (a pyenv shim is found even where it has no Python to run);
-# the check runs beside the rest of the probe, its line comes whenever it is done.
+# python3 counts only if it starts (a pyenv shim is found even where it has no Python to run):
+# ~10 ms. Not in the background: the session ends when the shell does, and its lines would mix
+# with the raw bytes of a survey's sample.
 TOOL_PROBE_BODY = Raw(
     "for t in "
     + " ".join(t for t in PROBED_TOOLS if t != "python3")
     + '; do p=$(command -v "$t" 2>/dev/null) && printf \'tool %s %s\\n\' "$t" "$p"; done; '
     "{ p=$(command -v python3 2>/dev/null) && python3 -E -S -c 'import hashlib, os' "
-    "</dev/null >/dev/null 2>&1 && printf 'tool python3 %s\\n' \"$p\"; } & "
+    "</dev/null >/dev/null 2>&1 && printf 'tool python3 %s\\n' \"$p\"; }; "
     "printf 'os %s\\n' \"$(uname -s 2>/dev/null)\"; "
     "printf 'arch %s\\n' \"$(uname -m 2>/dev/null)\"; "
     "printf 'kernel %s\\n' \"$(uname -r 2>/dev/null)\"; "

@@ -909,6 +909,8 @@ async def test_a_destination_without_python3_hashes_through_tee(lab, h, workdirs
     from tests.integration.conftest import tiny_tmpfs
 
     src = random_file(workdirs["edge"] / "t.bin", 4 * MiB)
+    async with h.pool() as pool:  # the lab's hosts have it: copies write through it
+        assert "python3" in (await pool.info("cloud")).tools
     with lab.without_tools("cloud", ["python3"]):
         async with h.pool() as pool:
             assert "python3" not in (await pool.info("cloud")).tools

@@ -6,6 +6,8 @@
 - ``publish_fixed(app)``: publishes events on the engine bus, waits until the console has them.
 - ``cell_texts(app, "#table")``: the text of every shown row.
 - ``random_file(path, size)``: writes ``size`` random bytes.
+- ``type_text(pilot, text)``: types ``text`` into the focused field, one key event per
+  character, and waits once at the end (``pilot.press`` waits after every key).
 - ``palette_hits(pilot, query)``: opens the command palette, types ``query``, returns the
   titles it offers (the palette stays open); ``run_command(pilot, title)`` runs the one
   titled so.
@@ -19,7 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual import events
 from textual.command import CommandList, CommandPalette
+from textual.keys import _character_to_key
 
 from difpipe_tui.app import DifpipeApp
 from difpipe_tui.core import events as ev
@@ -131,13 +135,33 @@ def random_file(path: Path, size: int) -> Path:
     return path
 
 
+async def type_text(pilot, text: str) -> None:
+    """Type ``text`` into the focused field as key events, one a character, the way a terminal
+    delivers fast typing; then wait as ``pilot.press`` waits after its last key.
+
+    The keys take the path a person's keys take (the app's priority bindings, then the focused
+    widget, which takes the character before any screen binding sees it). What is skipped is
+    ``pilot.press``'s wait for this whole process to go idle after every key: two 20 ms ticks at
+    least, and up to two seconds a key while a transfer runs on the engine thread. Type only
+    characters the focused field takes: a key that moves the focus would reach the new field
+    only after the keys queued behind it.
+    """
+    app = pilot.app
+    for char in text:
+        key = events.Key(_character_to_key(char), char)
+        key.set_sender(app)
+        app.post_message(key)
+    await pilot.pause()  # the app has handed every key on to the focused field
+    await pilot.pause()  # and the field has taken them
+
+
 async def palette_hits(pilot, query: str) -> list[str]:
     """Open the palette, type ``query``, and return the titles offered once the search is over
     (it runs in the palette's workers, results added in batches)."""
     await pilot.press("ctrl+p")
     palette = pilot.app.screen
     assert isinstance(palette, CommandPalette)
-    await pilot.press(*query)
+    await type_text(pilot, query)
     commands = palette.query_one(CommandList)
     await wait_until(lambda: commands.option_count > 0)
     await palette.workers.wait_for_complete()

@@ -28,6 +28,7 @@ from tests.tui.helpers import (
     cell_texts,
     palette_hits,
     run_command,
+    type_text,
     wait_until,
 )
 
@@ -132,9 +133,13 @@ async def test_lists_each_destination_with_offset_age_and_prefix(cp_app):
 async def test_filter_then_inspect_shows_prefix_digest_job_and_error(cp_app):
     async with cp_app.run_test(size=SIZE) as pilot:
         await shown(pilot, cp_app)
-        await pilot.press("slash", *"backup", "enter")
+        await pilot.press("slash")
+        await type_text(pilot, "backup")
+        await pilot.press("enter")
         assert [r[4] for r in cell_texts(cp_app, "#checkpoints")] == ["backup:/b/"]
-        await pilot.press("escape", "slash", *"db.sqlite", "enter")
+        await pilot.press("escape", "slash")
+        await type_text(pilot, "db.sqlite")
+        await pilot.press("enter")
         await pilot.press("enter")
         detail = cp_app.screen
         assert isinstance(detail, CheckpointDetail) and detail.item.id == DB
@@ -142,7 +147,9 @@ async def test_filter_then_inspect_shows_prefix_digest_job_and_error(cp_app):
         assert "connection refused by ops@192.0.2.20:22" in text
         assert "none: a resume starts this destination over" in text
         await pilot.press("escape")
-        await pilot.press("slash", "ctrl+u", *"srv/logs", "enter", "enter")
+        await pilot.press("slash", "ctrl+u")
+        await type_text(pilot, "srv/logs")
+        await pilot.press("enter", "enter")
         text = modal_text(cp_app.screen)
         assert f"sha256 {PREFIX}" in text
         assert "16.0 MiB / 64.0 MiB 25%" in text and "16777216 bytes" in text
@@ -201,7 +208,9 @@ async def test_transfer_events_refresh_keeping_cursor_and_filter(cp_app, cp_home
     db = cp_home / "state" / "state.db"
     async with cp_app.run_test(size=SIZE) as pilot:
         await shown(pilot, cp_app)
-        await pilot.press("slash", *"app.log", "enter")
+        await pilot.press("slash")
+        await type_text(pilot, "app.log")
+        await pilot.press("enter")
         await pilot.press("down")
         table = cp_app.screen.query_one("#checkpoints")
         assert table.selected.key == f"{LOGS} backup:/b/"

@@ -20,7 +20,14 @@ from difpipe_tui.screens.host_import import ImportScreen
 from difpipe_tui.screens.overview import ROUTINE, OverviewScreen
 from difpipe_tui.screens.transfer_details import TransferDetailsScreen
 from difpipe_tui.screens.transfer_form import TransferForm
-from tests.tui.helpers import FIXED_EVENTS, FIXED_SYS, cell_texts, publish_fixed, wait_until
+from tests.tui.helpers import (
+    FIXED_EVENTS,
+    FIXED_SYS,
+    cell_texts,
+    publish_fixed,
+    type_text,
+    wait_until,
+)
 
 SIZE = (120, 40)
 
@@ -50,7 +57,8 @@ async def test_slash_filters_every_table_of_the_overview(seeded_app):
         await app.workers.wait_for_complete()
         await publish_fixed(app)
         await pilot.pause()
-        await pilot.press("slash", *"cloud")
+        await pilot.press("slash")
+        await type_text(pilot, "cloud")
         assert [r[0] for r in cell_texts(app, "#hosts")] == ["cloud"]
         assert len(cell_texts(app, "#transfers")) == 1  # edge-pi:/var/log/app.log → cloud
         assert {r[2] for r in cell_texts(app, "#latest")} == {"cloud", ""}
@@ -59,7 +67,8 @@ async def test_slash_filters_every_table_of_the_overview(seeded_app):
         await publish_fixed(app, FIXED_EVENTS[:1])  # edge-pi
         await pilot.pause()
         assert {r[2] for r in cell_texts(app, "#latest")} == {"cloud", ""}
-        await pilot.press("slash", "ctrl+u", *"backup")
+        await pilot.press("slash", "ctrl+u")
+        await type_text(pilot, "backup")
         assert [r[0] for r in cell_texts(app, "#hosts")] == ["backup"]
         assert cell_texts(app, "#transfers") == []
         await pilot.press("escape")  # clears every table
@@ -76,13 +85,15 @@ async def test_events_screen_filters_by_host_and_kind(seeded_app):
         await pilot.press("e")
         assert isinstance(app.screen, EventsScreen)
         assert len(cell_texts(app, "#events")) == len(FIXED_EVENTS)
-        await pilot.press("slash", *"host:backup")
+        await pilot.press("slash")
+        await type_text(pilot, "host:backup")
         assert [r[2] for r in cell_texts(app, "#events")] == ["backup"]
         await pilot.press("enter")  # keeps the filter; new events are filtered too
         await publish_fixed(app, FIXED_EVENTS[:3])
         await pilot.pause()
         assert [r[1] for r in cell_texts(app, "#events")] == ["connection.failed"] * 2
-        await pilot.press("slash", "ctrl+u", *"kind:transfer")
+        await pilot.press("slash", "ctrl+u")
+        await type_text(pilot, "kind:transfer")
         assert [r[1] for r in cell_texts(app, "#events")] == [
             "transfer.start",
             "transfer.progress",
@@ -95,7 +106,8 @@ async def test_events_screen_filters_by_host_and_kind(seeded_app):
 
 async def test_theme_switch_from_the_palette_is_saved(seeded_app, home):
     async with seeded_app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+p", *"Theme: light")
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Theme: light")
         await pilot.pause()
         await pilot.press("enter")
         assert seeded_app.theme == "light"
@@ -113,7 +125,8 @@ async def test_a_theme_switched_in_readonly_lasts_the_session_and_writes_nothing
     before = path.read_bytes()
     app = build_app(bridge=seeded_bridge, sysinfo=FIXED_SYS, readonly=True)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+p", *"Theme: light")
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Theme: light")
         await pilot.pause()
         await pilot.press("enter")
         assert app.theme == "light"

@@ -16,7 +16,7 @@ from difpipe_tui.screens.confirm import ConfirmScreen
 from difpipe_tui.screens.host_form import HostForm
 from difpipe_tui.screens.host_import import ImportScreen
 from difpipe_tui.screens.hosts import HostsScreen
-from tests.tui.helpers import FIXED_SYS, SEEDED_CONFIG, T0, cell_texts, wait_until
+from tests.tui.helpers import FIXED_SYS, SEEDED_CONFIG, T0, cell_texts, type_text, wait_until
 
 SIZE = (120, 40)
 CONFIG = '[ui]\ntheme = "light"\n' + SEEDED_CONFIG
@@ -60,12 +60,19 @@ async def test_add_host_saves_it_with_the_other_hosts_and_ui_kept(app, config_fi
         await open_hosts(pilot)
         await pilot.press("a")
         assert isinstance(app.screen, HostForm)
-        await pilot.press(*"nas", "tab", *"192.0.2.40", "tab", *"2200", "tab", *"admin")
+        await type_text(pilot, "nas")
+        await pilot.press("tab")
+        await type_text(pilot, "192.0.2.40")
+        await pilot.press("tab")
+        await type_text(pilot, "2200")
+        await pilot.press("tab")
+        await type_text(pilot, "admin")
         form = app.screen
         form.query_one("#f-tags").focus()
-        await pilot.press(*"rack-2, site-b")
+        await type_text(pilot, "rack-2, site-b")
         form.query_one("#f-password-env").focus()
-        await pilot.press(*"NAS_PASSWORD", "ctrl+s")
+        await type_text(pilot, "NAS_PASSWORD")
+        await pilot.press("ctrl+s")
         await wait_until(lambda: isinstance(app.screen, HostsScreen))
         await settle(pilot)
         assert app.screen.selected == "nas"
@@ -108,9 +115,11 @@ async def test_edit_changes_only_that_host_and_keeps_fields_the_form_does_not_sh
         assert form.query_one("#f-name").disabled
         assert form.query_one("#f-keys").value == "~/.ssh/cloud"
         form.query_one("#f-port").focus()
-        await pilot.press("ctrl+u", *"2222")
+        await pilot.press("ctrl+u")
+        await type_text(pilot, "2222")
         form.query_one("#f-description").focus()
-        await pilot.press(*"the cloud side", "enter")
+        await type_text(pilot, "the cloud side")
+        await pilot.press("enter")
         await wait_until(lambda: isinstance(app.screen, HostsScreen))
         await settle(pilot)
         row = next(r for r in cell_texts(app, "#hosts-table") if r[0] == "cloud")
@@ -141,14 +150,21 @@ async def test_an_invalid_port_shows_the_config_error_and_saves_nothing(
     before = config_file.read_bytes()
     async with app.run_test(size=SIZE) as pilot:
         await open_hosts(pilot)
-        await pilot.press("a", *"nas", "tab", *"192.0.2.40", "tab", *port, "enter")
+        await pilot.press("a")
+        await type_text(pilot, "nas")
+        await pilot.press("tab")
+        await type_text(pilot, "192.0.2.40")
+        await pilot.press("tab")
+        await type_text(pilot, port)
+        await pilot.press("enter")
         await settle(pilot)
         form = app.screen
         assert isinstance(form, HostForm)
         error = form.query_one("#e-port")
         assert error.display and str(error.render()) == message
         assert form.focused is form.query_one("#f-port")
-        await pilot.press("ctrl+u", *"2200")  # fixing it clears the message
+        await pilot.press("ctrl+u")
+        await type_text(pilot, "2200")  # fixing it clears the message
         assert not error.display
         await pilot.press("escape")
         assert isinstance(app.screen, HostsScreen)
@@ -162,13 +178,17 @@ async def test_a_clear_password_has_no_field_and_both_password_sources_are_refus
     before = config_file.read_bytes()
     async with app.run_test(size=SIZE) as pilot:
         await open_hosts(pilot)
-        await pilot.press("a", *"nas", "tab", *"192.0.2.40")
+        await pilot.press("a")
+        await type_text(pilot, "nas")
+        await pilot.press("tab")
+        await type_text(pilot, "192.0.2.40")
         form = app.screen
         assert not any(i.password for i in form.query("Input"))
         form.query_one("#f-password-env").focus()
-        await pilot.press(*"NAS_PW")
+        await type_text(pilot, "NAS_PW")
         form.query_one("#f-password-command").focus()
-        await pilot.press(*"pass show nas", "ctrl+s")
+        await type_text(pilot, "pass show nas")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         error = form.query_one("#e-password-env")
         assert str(error.render()) == (
@@ -181,7 +201,11 @@ async def test_adding_a_name_that_exists_is_refused(app, config_file):
     before = config_file.read_bytes()
     async with app.run_test(size=SIZE) as pilot:
         await open_hosts(pilot)
-        await pilot.press("a", *"cloud", "tab", *"192.0.2.99", "enter")
+        await pilot.press("a")
+        await type_text(pilot, "cloud")
+        await pilot.press("tab")
+        await type_text(pilot, "192.0.2.99")
+        await pilot.press("enter")
         await settle(pilot)
         assert "a host with this name exists" in str(app.screen.query_one("#e-name").render())
     assert config_file.read_bytes() == before
@@ -255,7 +279,9 @@ async def test_import_previews_then_adds_only_the_new_hosts(app, config_file, tm
         assert isinstance(app.screen, ImportScreen)
         path_box = app.screen.query_one("#import-path")
         path_box.focus()
-        await pilot.press("ctrl+u", *str(source), "enter")
+        await pilot.press("ctrl+u")
+        await type_text(pilot, str(source))
+        await pilot.press("enter")
         await settle(pilot)
         rows = {(r[0], r[1]) for r in cell_texts(app, "#import-preview")}
         assert {("nas", "new"), ("inner", "new"), ("edge-pi", "exists"), ("*", "skipped")} <= rows
@@ -281,7 +307,9 @@ async def test_import_of_a_missing_file_says_so_and_adds_nothing(app, config_fil
         await open_hosts(pilot)
         await pilot.press("i")
         app.screen.query_one("#import-path").focus()
-        await pilot.press("ctrl+u", *str(tmp_path / "nope"), "enter")
+        await pilot.press("ctrl+u")
+        await type_text(pilot, str(tmp_path / "nope"))
+        await pilot.press("enter")
         await settle(pilot)
         error = app.screen.query_one("#import-error")
         assert error.display and "nope: No such file or directory" in str(error.render())
@@ -331,7 +359,9 @@ async def test_live_events_update_rows_keeping_cursor_and_filter(seeded_app):
     app = seeded_app
     async with app.run_test(size=SIZE) as pilot:
         await open_hosts(pilot)
-        await pilot.press("slash", *"o", "enter")  # "o" matches cloud, backup ("storage")
+        await pilot.press("slash")
+        await type_text(pilot, "o")
+        await pilot.press("enter")
         assert app.screen.table.shown_keys == ["cloud", "backup"]
         await select(pilot, "backup")
         app.bridge.publish(
@@ -353,7 +383,8 @@ async def test_palette_selects_a_host_and_checks_all(seeded_app):
         await open_hosts(pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Check all hosts", "Add host", "Host: edge-pi", "Host: backup"} <= set(titles)
-        await pilot.press("ctrl+p", *"Host: backup")
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Host: backup")
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
@@ -391,13 +422,15 @@ async def test_host_commands_are_in_the_palette_on_every_screen(seeded_app):
             wanted = {"Check all hosts", "Add host", "Host: edge-pi", "Host: backup"}
             assert wanted | {"New transfer"} <= titles, key
         await pilot.press("o")
-        await pilot.press("ctrl+p", *"Host: backup")
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Host: backup")
         await pilot.pause()
         await pilot.press("enter")
         await wait_until(lambda: isinstance(app.screen, HostsScreen))
         await settle(pilot)
         assert app.screen.selected == "backup"
-        await pilot.press("e", "ctrl+p", *"Add host")
+        await pilot.press("e", "ctrl+p")
+        await type_text(pilot, "Add host")
         await pilot.pause()
         await pilot.press("enter")
         await wait_until(lambda: isinstance(app.screen, HostForm))
@@ -423,7 +456,11 @@ async def test_a_host_added_or_deleted_on_the_hosts_screen_reaches_the_overview(
         await settle(pilot)
         assert [r[0] for r in cell_texts(app, "#hosts")] == ["edge-pi", "cloud", "backup"]
         await open_hosts(pilot)
-        await pilot.press("a", *"nas", "tab", *"192.0.2.40", "ctrl+s")
+        await pilot.press("a")
+        await type_text(pilot, "nas")
+        await pilot.press("tab")
+        await type_text(pilot, "192.0.2.40")
+        await pilot.press("ctrl+s")
         await wait_until(lambda: isinstance(app.screen, HostsScreen))
         await settle(pilot)
         await select(pilot, "backup")
@@ -445,7 +482,9 @@ async def test_a_host_added_from_the_cli_shows_keeping_cursor_and_filter(
     ssh_config.write_text("Host nas\n  HostName 192.0.2.40\n  User ops\n")
     async with app.run_test(size=SIZE) as pilot:
         await open_hosts(pilot)
-        await pilot.press("slash", *"o", "enter")  # "o" matches cloud, backup ("storage")
+        await pilot.press("slash")
+        await type_text(pilot, "o")
+        await pilot.press("enter")
         await select(pilot, "backup")
         cli = [sys.executable, "-m", "difpipe_tui", "--config", str(config_file)]
         done = subprocess.run(
@@ -482,7 +521,9 @@ async def test_a_jump_chain_of_two_hops_is_saved_and_shown_again(app, config_fil
         await open_hosts(pilot)
         await pilot.press("a")
         form = app.screen
-        await pilot.press(*"inner", "tab", *"10.0.0.7")
+        await type_text(pilot, "inner")
+        await pilot.press("tab")
+        await type_text(pilot, "10.0.0.7")
         chain = form.query_one("#jump-chain")
         assert str(chain.render()) == "direct"
         await hop(pilot, "backup")
@@ -511,7 +552,8 @@ async def test_a_jump_chain_of_two_hops_is_saved_and_shown_again(app, config_fil
         await pilot.press("escape")  # closes the menu, not the form
         assert app.screen is form
         form.query_one("#f-description").focus()
-        await pilot.press(*"two hops in", "ctrl+s")
+        await type_text(pilot, "two hops in")
+        await pilot.press("ctrl+s")
         await wait_until(lambda: isinstance(app.screen, HostsScreen))
         await settle(pilot)
     saved = toml(config_file)["hosts"]["inner"]
@@ -545,7 +587,10 @@ async def test_keys_of_the_host_form_and_the_confirmation_follow_the_keymap(
     app = build_app(bridge=make_bridge(), sysinfo=FIXED_SYS)
     async with app.run_test(size=SIZE) as pilot:
         await open_hosts(pilot)
-        await pilot.press("a", *"nas", "tab", *"192.0.2.40")
+        await pilot.press("a")
+        await type_text(pilot, "nas")
+        await pilot.press("tab")
+        await type_text(pilot, "192.0.2.40")
         form = app.screen
         assert isinstance(form, HostForm)
         assert form.query_one("#host-form").border_subtitle == "enter/f2 save · esc cancel"
@@ -579,12 +624,15 @@ async def test_the_import_preview_filters_and_esc_clears_before_it_cancels(
         await pilot.press("i")
         screen = app.screen
         screen.query_one("#import-path").focus()
-        await pilot.press("ctrl+u", *str(source), "enter")  # a path's / is typed, not a filter
+        await pilot.press("ctrl+u")
+        await type_text(pilot, str(source))  # a path's / is typed, not a filter
+        await pilot.press("enter")
         await settle(pilot)
         everything = cell_texts(app, "#import-preview")
         assert len(everything) > 3
         screen.query_one("#import-preview").focus()
-        await pilot.press("slash", *"new")
+        await pilot.press("slash")
+        await type_text(pilot, "new")
         assert {(r[0], r[1]) for r in cell_texts(app, "#import-preview")} == {
             ("nas", "new"),
             ("inner", "new"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.helpers import publish_fixed
+from tests.tui.helpers import publish_fixed, type_text
 
 SIZES = [(120, 40), (80, 24)]
 
@@ -28,7 +28,8 @@ def test_overview(snap_compare, seeded_app, size):
 def test_events_filtered(snap_compare, seeded_app, size):
     async def run_before(pilot) -> None:
         await _seeded(pilot)
-        await pilot.press("e", "slash", *"kind:conn")
+        await pilot.press("e", "slash")
+        await type_text(pilot, "kind:conn")
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 

@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from difpipe_tui.core import events as ev
 from difpipe_tui.screens.transfer_form import TransferForm
-from tests.tui.helpers import T0, publish_fixed, wait_until
+from tests.tui.helpers import T0, publish_fixed, type_text, wait_until
 
 SIZES = [(120, 40), (80, 24)]
 MiB = 1024 * 1024
@@ -147,7 +147,9 @@ async def _form(pilot) -> TransferForm:
     assert isinstance(form, TransferForm)
     for box in form.query(Input):
         box.cursor_blink = False
-    await pilot.press(*"/var/log/app.log", "tab", "tab", *"/srv/logs/")
+    await type_text(pilot, "/var/log/app.log")
+    await pilot.press("tab", "tab")
+    await type_text(pilot, "/srv/logs/")
     form.query_one("#rate", Input).value = "20M"
     await pilot.pause()
     return form

@@ -18,7 +18,7 @@ from difpipe_tui.app import DifpipeApp
 from difpipe_tui.core.transfer.codecs import COMPRESS_CHOICES
 from difpipe_tui.screens.transfer_form import LOCAL, EndRow, TransferForm
 from difpipe_tui.screens.transfers import TransfersScreen
-from tests.tui.helpers import wait_until
+from tests.tui.helpers import type_text, wait_until
 
 
 async def open_form(pilot) -> TransferForm:
@@ -78,7 +78,7 @@ async def fill(
         await pick(pilot, form.query_one("#compress", Select), list(COMPRESS_CHOICES), compress)
     if rate:
         form.query_one("#rate", Input).focus()
-        await pilot.press(*rate)
+        await type_text(pilot, rate)
     return form
 
 
@@ -99,7 +99,7 @@ async def advanced(pilot, **fields: str) -> TransferForm:
         if len(text) > 8:
             await paste(pilot, box, text)
         else:
-            await pilot.press(*text)
+            await type_text(pilot, text)
         assert box.value == text
     return form
 

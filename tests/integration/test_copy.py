@@ -1,8 +1,11 @@
 """The transfer engine against real sshd hosts: relay, fan-out, verify, resume, faults.
 
-Every test runs twice: with ``transport = "asyncssh"`` (streams inside this process) and with
-``transport = "openssh"`` (one ssh client process per remote end). After each copy the
-harness checks that no ssh process and no control master of the engine is left.
+Every test of a plain file copy runs twice: with ``transport = "asyncssh"`` (streams inside
+this process) and with ``transport = "openssh"`` (one ssh client process per remote end). After
+each copy the harness checks that no ssh process and no control master of the engine is left.
+A directory (tar), ``--strategy sftp`` and ``--parallel`` stream over asyncssh whatever the
+setting (:func:`~difpipe_tui.core.transfer.plan.make_plan` says so, checked by
+``test_what_openssh_cannot_stream_goes_over_asyncssh``): their tests run once, with asyncssh.
 """
 
 from __future__ import annotations
@@ -498,6 +501,7 @@ def tree(root: Path) -> dict[str, object]:
     return out
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # a directory: tar over asyncssh
 async def test_directory_remote_to_remote_as_one_tar_stream(h, workdirs):
     src = make_tree(workdirs["edge"] / "site")
     result = await h.copy(
@@ -522,6 +526,7 @@ async def test_directory_remote_to_remote_as_one_tar_stream(h, workdirs):
     assert tree(workdirs["cloud"] / "site") == tree(src)
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # a directory: tar over asyncssh
 async def test_directory_local_to_remote_and_back(h, workdirs, tmp_path):
     src = make_tree(tmp_path / "local-site", files=50)
     up = await h.copy(
@@ -538,6 +543,7 @@ async def test_directory_local_to_remote_and_back(h, workdirs, tmp_path):
     assert tree(tmp_path / "down") == tree(src)
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # a directory: tar over asyncssh
 @pytest.mark.parametrize("direction", ["remote", "local-source"])
 async def test_interrupted_directory_resumes_with_the_files_still_missing(
     h, workdirs, tmp_path, direction
@@ -577,6 +583,7 @@ async def test_interrupted_directory_resumes_with_the_files_still_missing(
     assert not staging.exists()
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # a directory: tar over asyncssh
 async def test_failed_directory_copy_leaves_the_old_tree(h, workdirs, small_tmpfs):
     mnt, seen = small_tmpfs
     (seen / "site").mkdir()
@@ -622,6 +629,7 @@ async def test_encrypted_copy_decrypts_to_the_original(h, workdirs, tmp_path, ki
     assert out.read_bytes() == src.read_bytes()
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
 async def test_parallel_ranges_over_separate_connections(h, workdirs, tmp_path):
     src = random_file(workdirs["edge"] / "par.bin", 9 * MiB + 4321)
     result = await h.copy(
@@ -638,6 +646,7 @@ async def test_parallel_ranges_over_separate_connections(h, workdirs, tmp_path):
     assert not list(workdirs["cloud"].glob(f"*{PART_SUFFIX}"))
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # SFTP: asyncssh
 async def test_sftp_strategy_copies_verifies_and_resumes(h, workdirs, tmp_path):
     src = random_file(workdirs["edge"] / "s.bin", 12 * MiB + 5)
     job = dict(
@@ -731,6 +740,37 @@ async def test_host_openssh_cannot_express_falls_back_or_fails_by_setting(lab, w
         (workdirs["storage"] / "f.bin").unlink(missing_ok=True)
 
 
+@pytest.mark.skipif(ssh_available() is None, reason="needs the OpenSSH client")
+async def test_what_openssh_cannot_stream_goes_over_asyncssh(lab, workdirs, tmp_path):
+    """With ``transport = "openssh"`` a directory, SFTP and ``--parallel`` still plan asyncssh
+    ends, each with its reason: what the tests of those copies over asyncssh rely on."""
+    h = Harness(lab, tmp_path, "openssh")
+    src = random_file(workdirs["edge"] / "f.bin", MiB)
+    dest = f"cloud:{workdirs['cloud']}/"
+    jobs = {
+        "a directory streams as tar": CopyJob(
+            source=f"edge:{workdirs['edge']}", destinations=(dest,), recursive=True
+        ),
+        "SFTP runs inside difpipe": CopyJob(
+            source=f"edge:{src}", destinations=(dest,), strategy="sftp"
+        ),
+        "--parallel 2: byte ranges": CopyJob(
+            source=f"edge:{src}", destinations=(dest,), parallel=2
+        ),
+    }
+    try:
+        async with h.pool() as pool:
+            engine = h.engine(pool)
+            for why, job in jobs.items():
+                plan = await engine.analyze(job)
+                for end in (plan.source, *plan.destinations):
+                    assert end.transport == "asyncssh", (why, end.transport_reason)
+                    assert end.transport_reason.startswith(why), end.transport_reason
+        h.check_nothing_left()
+    finally:
+        h.store.close()
+
+
 # -- the fixed cost of a copy ------------------------------------------------------------------
 # Every remote command pays the remote shell's start-up (0.3 s on a host whose .bashrc is slow),
 # so the number a simple copy runs is asserted from the bus and from the sshd logs, and cannot
@@ -764,6 +804,7 @@ async def test_a_file_copy_runs_five_remote_commands(lab, h, workdirs):
     assert commands(h) == Counter(edge=1, cloud=2)  # the streams are not run to completion
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # a directory: tar over asyncssh
 async def test_a_directory_copy_runs_five_remote_commands(lab, h, workdirs):
     src = make_tree(workdirs["edge"] / "site", files=40)
     before = sessions(lab)
@@ -797,6 +838,7 @@ async def test_a_part_file_that_cannot_be_created_fails_that_destination_alone(h
     assert (workdirs["storage"] / "f.bin").read_bytes() == src.read_bytes()
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
 async def test_parallel_ranges_size_the_part_file_themselves(lab, h, workdirs):
     src = random_file(workdirs["edge"] / "p.bin", 5 * MiB + 7)
     stale = workdirs["cloud"] / f"p.bin{PART_SUFFIX}"

@@ -230,24 +230,6 @@ async def test_missing_source_and_directory_without_r(h, workdirs):
         await h.copy(source="/nonexistent/x", destinations=(f"cloud:{workdirs['cloud']}/",))
 
 
-async def test_missing_destination_directory_fails_that_destination_only(h, workdirs):
-    src = random_file(workdirs["edge"] / "f.bin", MiB)
-    result = await h.copy(
-        source=f"edge:{src}",
-        destinations=(
-            f"cloud:{workdirs['cloud']}/missing/dir/f.bin",
-            f"storage:{workdirs['storage']}/",
-        ),
-    )
-    assert result.status == "partial"
-    bad, good = result.destinations
-    assert bad.status == "failed" and "no such directory" in bad.error
-    assert bad.exit_code == ExitCode.REMOTE
-    assert (
-        good.status == "done" and (workdirs["storage"] / "f.bin").read_bytes() == src.read_bytes()
-    )
-
-
 async def test_full_disk_never_replaces_the_good_file(h, workdirs, small_tmpfs):
     mnt, seen = small_tmpfs
     (seen / "f.bin").write_bytes(b"the good old file")

@@ -5,6 +5,12 @@ the copy stops, nothing lands under its final name anywhere, and the exit code i
 Each way a destination can fail is tried: a problem the plan finds (a missing directory), a
 remote command that fails mid-stream (a full disk), a digest mismatch at the end, and a link
 cut mid-stream, which the stall timeout turns into a retryable error after a few seconds.
+
+A full disk and a cut link fail inside a destination's stream, which is the transport's own
+code (an asyncssh channel, or an ssh process and its pipes): those run over both transports.
+A destination the plan rejects never opens a stream, a digest mismatch is found once every
+stream has ended, and ``--parallel`` always moves its ranges over asyncssh: what happens then
+is the runner's alone, so those run once, over asyncssh.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ def check_outcome(result, *, fail_fast: bool, bad: int, code: ExitCode, says: st
     assert not good_file.exists()
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # no stream is opened
 @pytest.mark.parametrize("fail_fast", [False, True], ids=["go-on", "fail-fast"])
 async def test_a_destination_the_plan_rejects(h, workdirs, fail_fast):
     src = random_file(workdirs["edge"] / "f.bin", MiB)
@@ -122,6 +129,7 @@ async def test_a_destination_whose_disk_fills_mid_stream(
         assert sha(good_file) == sha(src)
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # found after the streams
 @pytest.mark.parametrize("fail_fast", [False, True], ids=["go-on", "fail-fast"])
 async def test_a_destination_whose_copy_fails_verification(h, workdirs, monkeypatch, fail_fast):
     src = random_file(workdirs["edge"] / "v.bin", 4 * MiB)
@@ -232,6 +240,7 @@ async def test_a_single_destination_behind_a_cut_link_fails_after_the_stall_time
     assert bool(spliced) == (h.transport == "openssh")
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
 @pytest.mark.parametrize("fail_fast", [False, True], ids=["go-on", "fail-fast"])
 async def test_parallel_ranges_with_a_destination_that_fails_verification(
     h, workdirs, monkeypatch, fail_fast

@@ -1,5 +1,5 @@
-"""The copy harness of the engine's integration tests (once for each transport), and a small
-disk to fill. ``workdirs`` comes from each test module."""
+"""The copy harness of the engine's integration tests (once for each transport), and tmpfs
+mounts on lab hosts (a small disk to fill). ``workdirs`` comes from each test module."""
 
 from __future__ import annotations
 
@@ -24,20 +24,26 @@ def h(lab, tmp_path, request):
 
 
 @contextlib.contextmanager
-def tiny_tmpfs(lab, directory: Path) -> Iterator[tuple[Path, Path]]:
-    """A 1 MiB tmpfs at ``directory`` on cloud, mounted where cloud's sshd sees it (its own
-    mount namespace under ``ip netns exec``); yields (path on the host, the same path as seen
-    from here). Enter it after anything that restarts cloud's sshd."""
+def host_tmpfs(lab, name: str, directory: Path, size: str) -> Iterator[tuple[Path, Path]]:
+    """A tmpfs of ``size`` at ``directory`` on lab host ``name``, mounted where its sshd sees
+    it (its own mount namespace under ``ip netns exec``); yields (path on the host, the same
+    path as seen from here). Enter it after anything that restarts that host's sshd."""
     directory.mkdir()
-    host = lab.hosts["cloud"]
+    host = lab.hosts[name]
     enter = ["nsenter", "-t", str(host.pid), "-m"] if host.namespace else []
     subprocess.run(
-        [*enter, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(directory)], check=True
+        [*enter, "mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+        check=True,
     )
     try:
         yield directory, Path(f"/proc/{host.pid}/root{directory}") if host.namespace else directory
     finally:
         subprocess.run([*enter, "umount", "-l", str(directory)], check=False)
+
+
+def tiny_tmpfs(lab, directory: Path) -> contextlib.AbstractContextManager[tuple[Path, Path]]:
+    """A 1 MiB tmpfs at ``directory`` on cloud (:func:`host_tmpfs`): a disk that fills."""
+    return host_tmpfs(lab, "cloud", directory, "1m")
 
 
 @pytest.fixture

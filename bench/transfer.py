@@ -424,7 +424,8 @@ class Bench:
         self.sizes = SIZES[self.quick]
         self.runs = 1 if args.quick else args.runs
         self.plain = args.login == "plain"
-        self.lab = Lab.start(netns=True, plain_user=self.plain)
+        # --login root measures root's own .bashrc: sessions keep its home
+        self.lab = Lab.start(netns=True, plain_user=self.plain, user_home=not self.plain)
         self.mounts: list[tuple[int, str]] = []
         try:
             self._setup()

@@ -96,6 +96,16 @@ def test_every_direct_host_runs_a_command(lab: Lab) -> None:
     assert len({host.host_key_pub for host in lab.hosts.values()}) == len(lab.hosts)
 
 
+def test_a_session_starts_in_the_hosts_own_empty_home(lab: Lab) -> None:
+    """Not the home of the user running the tests: its shell startup files (root's
+    ``.bashrc`` runs ``pyenv init`` on these machines) would run before every remote command."""
+    for name in ("edge", "cloud"):
+        result = ssh_host(lab, name, 'printf "%s\\n" "$HOME"; ls -A "$HOME"')
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{lab.hosts[name].home}\n", result.stdout
+    assert lab.hosts["edge"].home != lab.hosts["cloud"].home
+
+
 @pytest.mark.netns
 def test_each_host_has_its_own_namespace(lab: Lab) -> None:
     result = ssh_host(lab, "cloud", "ip -o -4 addr show dev eth0")

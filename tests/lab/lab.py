@@ -93,6 +93,8 @@ class LabHost:
     """The name of the host to jump through, or None when directly reachable."""
     pid: int | None = None
     """The pid of the listening sshd."""
+    home: Path | None = None
+    """Every session's HOME: an empty directory of this host (None: each user's own)."""
 
 
 def _flag(name: str) -> bool | None:
@@ -112,7 +114,9 @@ class Lab:
     (keys, configs, sshd logs) after teardown for inspection.
     """
 
-    def __init__(self, prefix: str, workdir: Path, specs: Sequence[HostSpec]) -> None:
+    def __init__(
+        self, prefix: str, workdir: Path, specs: Sequence[HostSpec], *, user_home: bool = False
+    ) -> None:
         self.prefix = prefix
         self.workdir = workdir
         self.specs = list(specs)
@@ -130,6 +134,8 @@ class Lab:
         self.plain_user: str | None = None
         """A user with ``/bin/sh`` as login shell who logs in with the lab key (``plain_user=``)."""
         self.keep = bool(_flag("DIFPIPE_LAB_KEEP"))
+        self.user_home = user_home
+        """Sessions keep the user's own home (see :meth:`start`)."""
         self.startup_seconds = 0.0
         self._topology: net.Topology | None = None
         self._sshd: dict[str, Sshd] = {}
@@ -151,12 +157,17 @@ class Lab:
         netns: bool | None = None,
         password_user: bool = True,
         plain_user: bool = False,
+        user_home: bool = False,
     ) -> Lab:
         """Build a lab with the named hosts (default: all five) and wait until sshd listens.
 
         ``netns`` None picks namespaces when they can be made and falls back to loopback
         otherwise; True insists on them; False uses loopback. ``plain_user`` (root only) adds
         :attr:`plain_user`, whose remote commands start without a shell profile.
+
+        Every session's HOME is an empty directory of its host, so that a remote command
+        starts without the shell startup files of the user running the lab (bash sources
+        ``~/.bashrc`` for a command run over ssh); ``user_home`` keeps each user's own home.
         """
         started = time.monotonic()
         require_tools()
@@ -176,7 +187,7 @@ class Lab:
         # Others may need to reach in: the password user's home and the hosts' data.
         workdir.chmod(0o755)
         (workdir / MARKER).write_text("a DifPipe test lab; removed at teardown\n")
-        lab = cls(prefix, workdir, specs)
+        lab = cls(prefix, workdir, specs, user_home=user_home)
         atexit.register(lab.close)
         try:
             lab._build(
@@ -268,12 +279,17 @@ class Lab:
             listen, port = "0.0.0.0", 22
         else:
             address, namespace, listen, port = LOOPBACK, None, LOOPBACK, free_port()
+        home = None
+        if not self.user_home:  # an empty home: no shell startup file of the user's runs
+            home = directory / "home"
+            home.mkdir(mode=0o755)
         config = SshdConfig(
             listen_address=listen,
             port=port,
             host_key=host_key,
             pid_file=directory / "sshd.pid",
             authorized_keys=self.authorized_keys,
+            home=home,
         )
         sshd = Sshd(spec.name, config, directory / "sshd_config", directory / "sshd.log", namespace)
         self._sshd[spec.name] = sshd
@@ -289,6 +305,7 @@ class Lab:
             namespace=namespace,
             root=root,
             jump=spec.via,
+            home=home,
         )
 
     def _write_known_hosts(self) -> None:
@@ -371,8 +388,8 @@ class Lab:
         The PATH is one directory of symlinks to every command of the standard directories
         but those: the binaries themselves stay where they are, other hosts still have them.
         Open connections to the host end, as with :meth:`max_sessions`. A login profile that
-        puts pyenv's shims first (root's, here) would still run a Python: hiding ``python3``
-        also tells pyenv to use the system's, which its shim then cannot find.
+        puts pyenv's shims first (root's, here, with ``user_home``) would still run a Python:
+        hiding ``python3`` also tells pyenv to use the system's, which its shim then cannot find.
         """
         hidden = set(tools)
         farm = Path(tempfile.mkdtemp(prefix=f"path-{name}-", dir=self.workdir))

@@ -865,6 +865,7 @@ async def test_parallel_lands_only_a_part_whose_digest_is_the_sources(lab, workd
     h.store.close()
 
 
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # a window of asyncssh's channels
 async def test_a_far_source_streams_through_a_window_sized_to_its_round_trip(lab, h, workdirs):
     """One channel moves at most a window per round trip: a far source's gets a larger one."""
     host, port = lab.delay_proxy("edge", 50)

@@ -251,7 +251,7 @@ async def test_a_reader_that_stops_stops_the_source_command(demo):
     async with SSHPool(load_config(demo.config_path)) as pool:
         hc = await pool.connect("edge-pi")
         proc = await hc.conn.create_process("cat data/big.bin", encoding=None)
-        cat = await wait_for_child("cat")
+        cat = await wait_for_child("cat", arg="data/big.bin")
         await asyncio.sleep(1.0)
         offsets = [f.position for f in cat.open_files() if f.path.endswith("big.bin")]
         assert offsets and offsets[0] < BIG // 2, offsets
@@ -281,10 +281,14 @@ async def test_a_command_that_stops_reading_stops_the_client(demo):
         assert done.exit_status == 0
 
 
-async def wait_for_child(name: str, *, gone: bool = False, timeout: float = 10.0):
+async def wait_for_child(
+    name: str, *, arg: str | None = None, gone: bool = False, timeout: float = 10.0
+):
+    """A child process called ``name`` (with ``arg`` on its command line, when given): the
+    real-sshd lab's sessions are children of this process too, and may run the same tools."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in lab_children() if _name(p) == name]
+        found = [p for p in lab_children() if _name(p) == name and _has_arg(p, arg)]
         if gone and not found:
             return None
         if found and not gone:
@@ -298,6 +302,13 @@ def _name(proc: psutil.Process) -> str | None:
         return proc.name()
     except psutil.Error:
         return None
+
+
+def _has_arg(proc: psutil.Process, arg: str | None) -> bool:
+    try:
+        return arg is None or arg in proc.cmdline()
+    except psutil.Error:
+        return False
 
 
 # -- strict host keys -------------------------------------------------------------------------

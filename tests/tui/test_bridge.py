@@ -83,7 +83,12 @@ def test_config_changes_publish_the_hosts_and_removal_forgets_the_last_check(
     assert "backup" not in bridge.submit(bridge.host_statuses).result(5)
 
 
-def test_a_config_file_changed_elsewhere_is_reloaded_once_it_loads(write_config, make_bridge):
+def test_a_config_file_changed_elsewhere_is_reloaded_once_it_loads(
+    write_config, make_bridge, monkeypatch
+):
+    # the watcher looks every quarter second, not every second: each wait below spans two looks
+    watch = 0.25
+    monkeypatch.setattr("difpipe_tui.bridge.WATCH_SECONDS", watch)
     path = write_config(SEEDED_CONFIG)
     bridge = make_bridge()
     reloads: list[tuple[str, ...]] = []
@@ -91,7 +96,7 @@ def test_a_config_file_changed_elsewhere_is_reloaded_once_it_loads(write_config,
     bridge.subscribe(lambda e: reloads.append(e.hosts) if e.kind == "config.reloaded" else None)
     bridge.subscribe(lambda e: rejected.append(e) if e.kind == "config.rejected" else None)
     path.write_text(SEEDED_CONFIG + "\n[hosts.nas\n")  # half written: not TOML
-    time.sleep(2.5)
+    time.sleep(2.5 * watch)
     assert reloads == [] and "nas" not in bridge.config.hosts
     assert len(rejected) == 1 and rejected[0].path == str(path)
     assert rejected[0].error.startswith(str(path))
@@ -102,5 +107,5 @@ def test_a_config_file_changed_elsewhere_is_reloaded_once_it_loads(write_config,
     assert reloads == [("edge-pi", "cloud", "backup", "nas")]
     assert bridge.config.hosts["nas"].address == "192.0.2.40"
     bridge.submit(bridge.save_host, Host(name="db", address="192.0.2.50")).result(5)
-    time.sleep(2.5)  # the watcher sees its own save as nothing new
+    time.sleep(2.5 * watch)  # the watcher sees its own save as nothing new
     assert len(reloads) == 2

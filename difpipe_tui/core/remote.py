@@ -82,7 +82,7 @@ TOOL_PROBE_BODY = Raw(
     "for t in "
     + " ".join(t for t in PROBED_TOOLS if t != "python3")
     + '; do p=$(command -v "$t" 2>/dev/null) && printf \'tool %s %s\\n\' "$t" "$p"; done; '
-    "{ p=$(command -v python3 2>/dev/null) && python3 -E -S -c 'import hashlib, os' "
+    "{ p=$(command -v python3 2>/dev/null) && python3 -E -S -c 'import hashlib, os; os.readv' "
     "</dev/null >/dev/null 2>&1 && printf 'tool python3 %s\\n' \"$p\"; }; "
     "printf 'os %s\\n' \"$(uname -s 2>/dev/null)\"; "
     "printf 'arch %s\\n' \"$(uname -m 2>/dev/null)\"; "

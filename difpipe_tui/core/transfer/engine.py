@@ -4,6 +4,10 @@ A transfer is recorded in the store before its first byte moves, and every check
 committed as soon as a destination has passed it, so a killed orchestrator (or a cut link)
 resumes where the data is. Resuming compares the digest of the first N bytes on both ends; a
 prefix that differs starts that destination over and says so.
+
+When the streams of an attempt end, :mod:`.landing` decides what lands: a part file becomes its
+target only once every check passed, and with ``--fail-fast`` the first failure stops the
+other destinations.
 """
 
 from __future__ import annotations
@@ -13,15 +17,13 @@ import contextlib
 import dataclasses
 import os
 import time
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..config import Config
-from ..errors import DifpipeError, ExitCode, FailFastStop, UsageError, VerifyError
+from ..errors import DifpipeError, UsageError, VerifyError
 from ..events import (
     EventBus,
     TransferCheckpoint,
-    TransferDestinationDone,
     TransferFinished,
     TransferPaused,
     TransferProgress,
@@ -49,8 +51,9 @@ from .ends import (
     StdoutSink,
 )
 from .job import CopyJob, CopyResult, DestinationResult, job_from_mapping
+from .landing import Dest, Landing
 from .openssh import OpenSSHContext, OpenSSHSink, OpenSSHSource, ssh_available
-from .plan import DestinationPlan, Plan, make_plan, transport_setting
+from .plan import Plan, make_plan, transport_setting
 from .ratelimit import TokenBucket
 from .sftp import SftpSink, SftpSource
 from .splice import SpliceRelay, can_splice
@@ -58,7 +61,6 @@ from .stream import Relay, SinkState
 from .tarstream import LocalTarSink, LocalTarSource, RemoteTarSink, RemoteTarSource
 from .treeresume import Listing, TreeResume, list_local, list_remote, plan_resume
 from .verify import (
-    compare,
     digest_argv,
     parse_digest_output,
     prefix_digest_argvs,
@@ -272,18 +274,6 @@ class TransferEngine:
         return await handle.wait()
 
 
-@dataclass
-class _Dest:
-    plan: DestinationPlan
-    result: DestinationResult
-    sink: Sink | None = None
-    error: DifpipeError | None = None  # why it failed or waits for a retry
-    offset: int = 0
-    last_progress: float = 0.0
-    rate: float = 0.0
-    rate_mark: tuple[float, int] = (0.0, 0)
-
-
 class _Runner:
     def __init__(
         self,
@@ -308,9 +298,17 @@ class _Runner:
         self._relay: Relay | SpliceRelay | None = None
         self.started = time.monotonic()
         self.dests = [
-            _Dest(d, DestinationResult(destination=d.label, transport=d.transport))
+            Dest(d, DestinationResult(destination=d.label, transport=d.transport))
             for d in plan.destinations
         ]
+        self.landing = Landing(
+            transfer_id,
+            self.job,
+            self.dests,
+            bus=self.bus,
+            store=self.store,
+            check_part=self._check_continued_part,
+        )
         self.limiter = TokenBucket(self.job.rate_limit) if self.job.rate_limit else None
         self.warm_pools: asyncio.Task[list[SSHPool]] | None = None
         self.tree: TreeResume | None = None  # a resumed directory: what it still sends
@@ -351,8 +349,8 @@ class _Runner:
         )
         for d in self.dests:
             if d.plan.problem is not None:
-                self._fail(d, d.plan.problem)
-        if self._fail_fast_sweep():
+                self.landing.fail(d, d.plan.problem)
+        if self.landing.sweep():
             await self._cleanup()
             return self._finish()
         attempt = 0
@@ -374,7 +372,7 @@ class _Runner:
                 ):
                     for d in todo:
                         if d.result.status == "pending":
-                            self._fail(d, err)
+                            self.landing.fail(d, err)
                     break
                 await self._backoff(attempt, str(err))
                 continue
@@ -387,31 +385,11 @@ class _Runner:
                         d.result.status = "pending"
                     else:
                         d.result.status = "failed"
-            if not retryable or self._fail_fast_sweep():
+            if not retryable or self.landing.sweep():
                 break
             await self._backoff(attempt, retryable[0].result.error or "")
         await self._cleanup()
         return self._finish()
-
-    def _fail_fast_sweep(self) -> bool:
-        """With ``--fail-fast``, once a destination has failed for good every other one that
-        has not landed fails too, with that failure's exit code. Whether that happened."""
-        failed = [d for d in self.dests if d.result.status == "failed"]
-        if not self.job.fail_fast or not failed:
-            return False
-        cause = next((d for d in failed if not isinstance(d.error, FailFastStop)), failed[0])
-        for d in self.dests:
-            if d.result.status not in ("done", "failed"):
-                self._fail(d, self._stopped_by(cause))
-        return True
-
-    @staticmethod
-    def _stopped_by(cause: _Dest) -> DifpipeError:
-        """The error of a destination that ``--fail-fast`` stops because ``cause`` failed."""
-        err = cause.error or DifpipeError(cause.result.error or "failed")
-        if isinstance(err, FailFastStop):
-            return err
-        return FailFastStop(cause.plan.label, err)
 
     async def _take_warm_pools(self) -> list[SSHPool]:
         task, self.warm_pools = self.warm_pools, None
@@ -434,7 +412,7 @@ class _Runner:
         with contextlib.suppress(TimeoutError):  # a stop request ends the wait at once
             await asyncio.wait_for(self._stopped.wait(), delay)
 
-    async def _attempt(self, todo: list[_Dest]) -> None:
+    async def _attempt(self, todo: list[Dest]) -> None:
         if self.job.parallel > 1:
             await self._attempt_parallel(todo)
             return
@@ -454,7 +432,7 @@ class _Runner:
             strict=True,
         ):
             if isinstance(outcome, DifpipeError):
-                self._fail(d, outcome)
+                self.landing.fail(d, outcome)
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
@@ -463,9 +441,7 @@ class _Runner:
             return
         if self.job.fail_fast and len(live) < len(todo):
             cause = next(d for d in todo if d not in live)
-            for d in live:
-                await self._discard(d)
-                self._fail(d, self._stopped_by(cause))
+            await self.landing.stop_prepared(live, cause)
             return
         source = self._make_source(start)
         opened = await self._open_ends(source, live)
@@ -473,7 +449,7 @@ class _Runner:
             await source.abort()
             if opened:
                 cause = next(d for d in live if d not in opened)
-                await self._stop_all(opened, cause)
+                await self.landing.stop_all(opened, cause)
             return
         live = opened
         sinks = [d.sink for d in live if d.sink is not None]
@@ -513,8 +489,8 @@ class _Runner:
         if outcome.halted is not None:  # --fail-fast: one destination failed, all stop
             await source.abort()
             cause = self._dest_for(outcome.halted.sink)
-            await self._after_error(cause, outcome.halted.error or DifpipeError("failed"))
-            await self._stop_all([d for d in live if d is not cause], cause)
+            await self.landing.after_error(cause, outcome.halted.error or DifpipeError("failed"))
+            await self.landing.stop_all([d for d in live if d is not cause], cause)
             return
         if outcome.stopped:
             await source.abort()
@@ -523,7 +499,9 @@ class _Runner:
         if not outcome.eof:  # every destination failed before the end: nothing to land
             await source.abort()
             for d in live:
-                await self._after_error(d, by_sink[id(d.sink)].error or DifpipeError("stopped"))
+                await self.landing.after_error(
+                    d, by_sink[id(d.sink)].error or DifpipeError("stopped")
+                )
             return
         try:
             await source.finish()
@@ -545,15 +523,7 @@ class _Runner:
             digest = source.digest  # the source host hashed what it sent (finish checked it)
             if digest is None:
                 raise VerifyError(f"{self.job.source}: the source sent no digest to compare")
-        await self._complete(live, by_sink, digest, start, outcome.offset)
-
-    async def _stop_all(self, dests: list[_Dest], cause: _Dest) -> None:
-        """``--fail-fast``: end the streams of ``dests`` because ``cause`` failed; they retry
-        with it (a retryable failure) or fail with its exit code, and land nothing."""
-        for d in dests:
-            if d.sink is not None:
-                await d.sink.abort()
-            await self._after_error(d, self._stopped_by(cause))
+        await self.landing.complete(live, by_sink, digest, start, outcome.offset)
 
     def _relay_of(
         self, source: Source, sinks: list[Sink], start: int, compressor: Transformer | None
@@ -577,7 +547,7 @@ class _Runner:
             encryptor=self._encryptor(source),
         )
 
-    async def _open_ends(self, source: Source, live: list[_Dest]) -> list[_Dest]:
+    async def _open_ends(self, source: Source, live: list[Dest]) -> list[Dest]:
         """Open the source and every destination's stream at once; the destinations that opened.
 
         A destination that cannot open fails alone; when the source cannot, nothing is left open.
@@ -594,7 +564,7 @@ class _Runner:
         opened = []
         for d, outcome in zip(live, outcomes[1:], strict=True):
             if isinstance(outcome, DifpipeError):  # that destination fails; the others go on
-                await self._after_error(d, outcome)
+                await self.landing.after_error(d, outcome)
             elif isinstance(outcome, BaseException):
                 await source.abort()
                 raise outcome
@@ -602,7 +572,7 @@ class _Runner:
                 opened.append(d)
         return opened
 
-    async def _attempt_parallel(self, todo: list[_Dest]) -> None:
+    async def _attempt_parallel(self, todo: list[Dest]) -> None:
         """``--parallel N``: byte ranges over N connections; whole-file digests at the end."""
         ep = self.plan.source.endpoint
         size = self.plan.source.size or 0
@@ -623,14 +593,14 @@ class _Runner:
                     await par.size_part(d.sink, size)
                     live.append(d)
                 except DifpipeError as err:
-                    self._fail(d, err)
+                    self.landing.fail(d, err)
             if not live:
                 return
             jobs = [
                 par.RangeJob(off, length, pools[i % conns]) for i, (off, length) in enumerate(spans)
             ]
             window = self.pool.window(ep.host, len(jobs)) if ep.host else None
-            owner: dict[int, _Dest] = {}
+            owner: dict[int, Dest] = {}
             done = {id(d): [0] * len(jobs) for d in live}
 
             def make_source(job: par.RangeJob) -> Source:
@@ -688,244 +658,18 @@ class _Runner:
                     await asyncio.gather(hashing, return_exceptions=True)
                 raise
             failed = [next((e[k] for e in errors if e[k]), None) for k in range(len(live))]
-            if self.job.fail_fast and any(failed):  # nothing lands when one destination failed
-                for k, err in enumerate(failed):
-                    if err is not None:
-                        live[k].error = err
-                cause = next(d for d, err in zip(live, failed, strict=True) if err is not None)
-                failed = [err or self._stopped_by(cause) for err in failed]
-            written = [d for d, err in zip(live, failed, strict=True) if err is None]
-            expected, digests = None, {}
-            if hashing is not None and not written:
-                hashing.cancel()
-                await asyncio.gather(hashing, return_exceptions=True)
-            elif hashing is not None:
-                # it hashed while the ranges moved (hashing outruns any link): with its digest
-                # each remote destination hashes and lands in one command; with --fail-fast
-                # they only hash, and land once every digest matched
-                expected = await hashing
-                combined = None if self.job.fail_fast else expected
-                checks = await asyncio.gather(*(self._whole_digest(d, combined) for d in written))
-                digests = dict(zip(map(id, written), checks, strict=True))
-            if self.job.fail_fast and written:
-                rejected = {
-                    id(d): self._whole_check(d, expected, digests.get(id(d))) for d in written
-                }
-                cause = next((d for d in written if rejected[id(d)] is not None), None)
-                if cause is not None:
-                    cause.error = rejected[id(cause)]
-                    failed = [
-                        err or rejected.get(id(d)) or self._stopped_by(cause)
-                        for d, err in zip(live, failed, strict=True)
-                    ]
-                    written = []
-            landed = await asyncio.gather(
-                *(self._land_whole(d, expected, digests.get(id(d)), size) for d in written)
-            )
-            outcome = dict(zip(map(id, written), landed, strict=True))
-            for d, err in zip(live, failed, strict=True):
-                err = err or outcome.get(id(d))
-                if err is not None:
-                    await self._discard(d)
-                    if err.retryable:
-                        d.error = err
-                        d.result.status = "retry"
-                        d.result.error, d.result.exit_code = str(err), int(err.exit_code)
-                    else:
-                        self._fail(d, err)
+            await self.landing.land_ranges(live, failed, hashing, size)
         finally:
             for extra in pools[1:]:
                 await extra.close()
 
-    async def _whole_digest(
-        self, d: _Dest, expected: str | None = None
-    ) -> str | DifpipeError | tuple[str | None, bool] | None:
-        """The destination's digest of its whole file; with the source's ``expected`` digest a
-        remote destination also lands the file when they match: (digest, landed)."""
-        assert d.sink is not None
-        try:
-            if expected is not None and isinstance(d.sink, RemoteSink):
-                return await par.digest_and_land(
-                    d.sink, expected, self.job.overwrite, self.job.verify
-                )
-            return await d.sink.full_digest(self.job.verify)
-        except DifpipeError as err:
-            return err
-
-    def _whole_check(
-        self,
-        d: _Dest,
-        expected: str | None,
-        digest: str | DifpipeError | tuple[str | None, bool] | None,
-    ) -> DifpipeError | None:
-        """Why a destination's whole-file digest rules out landing it, if it does."""
-        if isinstance(digest, tuple):
-            digest = digest[0]
-        if isinstance(digest, DifpipeError):
-            return digest
-        if expected is not None and digest is not None:
-            try:
-                compare(expected, digest, what=d.plan.label, algo=self.job.verify)
-            except DifpipeError as err:
-                return err
-        return None
-
-    async def _land_whole(
-        self,
-        d: _Dest,
-        expected: str | None,
-        digest: str | DifpipeError | tuple[str | None, bool] | None,
-        size: int,
-    ) -> DifpipeError | None:
-        assert d.sink is not None
-        landed = False
-        if isinstance(digest, tuple):
-            digest, landed = digest
-        try:
-            if isinstance(digest, DifpipeError):
-                raise digest
-            if expected is None:
-                digest = None
-            elif digest is not None:
-                compare(expected, digest, what=d.plan.label, algo=self.job.verify)
-            if not landed:
-                await d.sink.land(self.job.overwrite)
-        except DifpipeError as err:
-            return err
-        d.result.status, d.result.bytes, d.result.digest = "done", size, digest or expected
-        d.result.error, d.result.exit_code = None, 0
-        self.bus.publish(
-            TransferDestinationDone(
-                transfer_id=self.id,
-                destination=d.plan.label,
-                status="done",
-                bytes=size,
-                digest=d.result.digest,
-            )
-        )
-        return None
-
-    async def _prepare(self, d: _Dest, start: int) -> None:
+    async def _prepare(self, d: Dest, start: int) -> None:
         assert d.sink is not None
         await d.sink.prepare(start)
 
-    async def _complete(
-        self,
-        live: list[_Dest],
-        by_sink: dict[int, SinkState],
-        digest: str | None,
-        start: int,
-        end: int,
-    ) -> None:
-        """Check every destination's copy, then land those that passed.
-
-        With ``--fail-fast`` a destination lands only when every one passed, so a failed
-        check (a mismatch, a remote command that failed at the end) lands nothing anywhere.
-        """
-        checks = await asyncio.gather(*(self._check(d, by_sink[id(d.sink)], digest) for d in live))
-        failed = [d for d, (_, err) in zip(live, checks, strict=True) if err is not None]
-        for d, (_, err) in zip(live, checks, strict=True):
-            if err is not None:
-                await self._rejected(d, err)
-        if self.job.fail_fast and failed:
-            for d in live:
-                if d not in failed:
-                    await self._after_error(d, self._stopped_by(failed[0]))
-            return
-        await asyncio.gather(
-            *(
-                self._land(d, digest, dest_digest, start, end)
-                for d, (dest_digest, err) in zip(live, checks, strict=True)
-                if err is None
-            )
-        )
-
-    async def _check(
-        self, d: _Dest, st: SinkState, digest: str | None
-    ) -> tuple[str | None, DifpipeError | None]:
-        """(the destination's digest, why its copy cannot land): its stream ends and its
-        digest of what it wrote is compared with the stream's."""
-        assert d.sink is not None
-        if st.error is not None:
-            return None, st.error
-        try:
-            dest_digest = await d.sink.finish()
-            await self._check_continued_part(d.sink, d.plan.label)
-            if self.job.verify != "none" and digest is not None and dest_digest is not None:
-                compare(digest, dest_digest, what=d.plan.label, algo=self.job.verify)
-        except DifpipeError as err:
-            return None, err
-        return dest_digest, None
-
-    async def _land(
-        self, d: _Dest, digest: str | None, dest_digest: str | None, start: int, end: int
-    ) -> None:
-        """Rename a checked part file over its target."""
-        assert d.sink is not None
-        try:
-            if self.job.verify != "none" and digest is not None:
-                if start > 0:  # this run's digest covers only its bytes: report the whole file's
-                    dest_digest = await d.sink.land_with_digest(self.job.overwrite, self.job.verify)
-                else:
-                    dest_digest = dest_digest or digest
-                    await d.sink.land(self.job.overwrite)
-            else:
-                await d.sink.land(self.job.overwrite)
-        except DifpipeError as err:
-            await self._rejected(d, err)
-            return
-        d.result.status = "done"
-        d.result.bytes = end
-        d.result.digest = dest_digest
-        d.result.error, d.result.exit_code = None, 0
-        d.result.resumed_from = start
-        self.bus.publish(
-            TransferDestinationDone(
-                transfer_id=self.id,
-                destination=d.plan.label,
-                status="done",
-                bytes=end,
-                digest=dest_digest,
-            )
-        )
-
-    async def _rejected(self, d: _Dest, err: DifpipeError) -> None:
-        """A copy that cannot land: one that failed verification is removed, never resumed."""
-        if isinstance(err, VerifyError):
-            await self._discard(d)
-            self.store.delete_checkpoint(self.id, d.plan.label)
-        await self._after_error(d, err)
-
-    async def _after_error(self, d: _Dest, err: DifpipeError) -> None:
-        d.error = err
-        if err.retryable and d.sink is not None and d.sink.resumable:
-            d.result.status = "retry"
-            d.result.error, d.result.exit_code = str(err), int(err.exit_code)
-            return
-        self._fail(d, err)
-
-    def _fail(self, d: _Dest, err: DifpipeError) -> None:
-        d.error = err
-        d.result.status = "failed"
-        d.result.error = str(err)
-        d.result.exit_code = int(err.exit_code) if err.exit_code else int(ExitCode.INTERNAL)
-        self.bus.publish(
-            TransferDestinationDone(
-                transfer_id=self.id,
-                destination=d.plan.label,
-                status="failed",
-                bytes=d.offset,
-                error=str(err),
-            )
-        )
-
-    async def _discard(self, d: _Dest) -> None:
-        if d.sink is not None:
-            await d.sink.discard()
-
     async def _save_stop_checkpoints(
         self,
-        live: list[_Dest],
+        live: list[Dest],
         by_sink: dict[int, SinkState],
         offset: int,
         relay: Relay | SpliceRelay,
@@ -958,7 +702,7 @@ class _Runner:
 
     # -- resume --------------------------------------------------------------------------------
 
-    async def _resume_offsets(self, todo: list[_Dest]) -> int:
+    async def _resume_offsets(self, todo: list[Dest]) -> int:
         """The offset every destination in ``todo`` continues from (0: from the start)."""
         if self.plan.source.endpoint.is_stdio:
             return 0
@@ -999,7 +743,7 @@ class _Runner:
                 )
         return min(offsets) if offsets else 0
 
-    async def _resume_encrypted(self, todo: list[_Dest], saved: dict[str, Checkpoint]) -> int:
+    async def _resume_encrypted(self, todo: list[Dest], saved: dict[str, Checkpoint]) -> int:
         """The plaintext offset an encrypted stream continues from, or 0 (a new salt).
 
         Every destination receives the same ciphertext, so they continue together from the
@@ -1040,7 +784,7 @@ class _Runner:
         return plain
 
     async def _common_mark(
-        self, todo: list[_Dest], states: list[ResumeState | None], reasons: dict[str, str]
+        self, todo: list[Dest], states: list[ResumeState | None], reasons: dict[str, str]
     ) -> tuple[str | None, tuple[ResumeState, int, str] | None]:
         """``(why not, (state, plaintext offset, digest))``: the latest checkpoint mark that
         every part file holds and proves by its digests. A destination's own problem goes
@@ -1126,7 +870,7 @@ class _Runner:
         return start
 
     async def _resume_tree(
-        self, todo: list[_Dest], saved: dict[str, Checkpoint]
+        self, todo: list[Dest], saved: dict[str, Checkpoint]
     ) -> TreeResume | None:
         """What a directory copy still sends, when every destination kept its staging
         directory; None (send everything into fresh ones) otherwise."""
@@ -1164,7 +908,7 @@ class _Runner:
             return await list_remote(self.pool, ep.host, ep.path)
         return await asyncio.to_thread(list_local, ep.path)
 
-    def _resumed(self, d: _Dest, offset: int, note: str) -> None:
+    def _resumed(self, d: Dest, offset: int, note: str) -> None:
         self.bus.publish(
             TransferResumed(transfer_id=self.id, destination=d.plan.label, offset=offset, note=note)
         )
@@ -1235,7 +979,7 @@ class _Runner:
             return StdinSource(self.stdin)
         return LocalSource(ep.path, offset=offset)
 
-    def _make_sink(self, d: _Dest) -> Sink:
+    def _make_sink(self, d: Dest) -> Sink:
         sink = self._new_sink(d)
         if isinstance(sink, RemoteTarSink | LocalTarSink):
             sink.keep = self.tree is not None
@@ -1243,7 +987,7 @@ class _Runner:
             sink.resumable = False  # such a stream starts over under a new salt
         return sink
 
-    def _new_sink(self, d: _Dest) -> Sink:
+    def _new_sink(self, d: Dest) -> Sink:
         if d.plan.sftp:
             assert d.plan.endpoint.host is not None
             return SftpSink(self.pool, d.plan.endpoint.host, d.plan.target, algo=self.job.verify)
@@ -1294,7 +1038,7 @@ class _Runner:
         self.enc = EncryptedStream(encryptor.header(), self._stamp or "")
         return encryptor
 
-    def _local_compressor(self, live: list[_Dest]):
+    def _local_compressor(self, live: list[Dest]):
         codec = self.plan.codec
         if self.key is not None:
             return None
@@ -1304,7 +1048,7 @@ class _Runner:
 
     # -- events and checkpoints ----------------------------------------------------------------
 
-    def _dest_for(self, sink: Sink) -> _Dest:
+    def _dest_for(self, sink: Sink) -> Dest:
         return next(d for d in self.dests if d.sink is sink)
 
     def _progress(self, sink: Sink, offset: int) -> None:

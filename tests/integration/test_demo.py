@@ -214,21 +214,22 @@ async def test_commands_run_in_the_host_root_with_status_and_streams(demo):
 async def test_a_signal_from_the_client_reaches_the_command(demo):
     async with SSHPool(load_config(demo.config_path)) as pool:
         hc = await pool.connect("edge-pi")
-        proc = await hc.conn.create_process("sleep 300", encoding=None)
-        await wait_for_child("sleep")
+        # its own duration: a lab session of another test may run a sleep of its own
+        proc = await hc.conn.create_process("sleep 307", encoding=None)
+        await wait_for_child("sleep", arg="307")
         proc.send_signal("INT")
         done = await asyncio.wait_for(proc.wait(), 10)
         assert done.exit_signal[0] == "INT"
-    await wait_for_child("sleep", gone=True)
+    await wait_for_child("sleep", arg="307", gone=True)
 
 
 async def test_closing_the_channel_ends_the_command(demo):
     async with SSHPool(load_config(demo.config_path)) as pool:
         hc = await pool.connect("edge-pi")
-        proc = await hc.conn.create_process("sleep 300 | cat", encoding=None)
-        await wait_for_child("sleep")
+        proc = await hc.conn.create_process("sleep 308 | cat", encoding=None)
+        await wait_for_child("sleep", arg="308")
         proc.close()
-        await wait_for_child("sleep", gone=True)
+        await wait_for_child("sleep", arg="308", gone=True)
 
 
 async def test_input_after_the_command_closes_stdin_is_dropped(demo):
@@ -356,8 +357,8 @@ def test_close_leaves_no_process_thread_port_or_file(tmp_path):
     async def close_while_a_command_runs() -> None:
         async with SSHPool(load_config(demo.config_path)) as pool:
             hc = await pool.connect("edge-pi")
-            await hc.conn.create_process("sleep 300", encoding=None)  # left running on purpose
-            await wait_for_child("sleep")
+            await hc.conn.create_process("sleep 309", encoding=None)  # left running on purpose
+            await wait_for_child("sleep", arg="309")
             demo.close()
 
     asyncio.run(close_while_a_command_runs())  # its own loop: no thread of it outlives it

@@ -23,6 +23,7 @@ from difpipe_tui.core.transfer.openssh import (
     OpenSSHContext,
     OpenSSHSink,
     OpenSSHSource,
+    _running,
     ssh_available,
 )
 from difpipe_tui.core.transfer.stream import Relay
@@ -534,6 +535,37 @@ async def test_warm_opens_the_masters_the_legs_then_use(env, workdirs):
     assert data == src.read_bytes()
     assert "edge" not in ctx._warming and "cloud" in ctx._warming
     assert masters() == 2
+
+
+async def test_a_master_checked_moments_ago_is_not_checked_again(env, workdirs):
+    """Each ``ssh -O check`` is an ssh process on the way to the first byte: a master that
+    opened (and answered) moments ago and still runs is trusted; one that died is noticed."""
+    _, ctx = env.open()
+    checks: list[str] = []
+    run_ssh = ctx._run_ssh
+
+    async def counting(args: list[str], **kw):
+        if args[:2] == ["-O", "check"]:
+            checks.append(args[2])
+        return await run_ssh(args, **kw)
+
+    ctx._run_ssh = counting
+    await ctx.connect("edge")
+    assert len(checks) == 1  # the one right after it opened
+    src = random_file(workdirs["edge"] / "c.bin", MiB)
+    source = OpenSSHSource(ctx, "edge", str(src))
+    await source.open()  # connects again: no second check
+    while await source.read(MiB):
+        pass
+    await source.finish()
+    assert len(checks) == 1
+    old = ctx._masters["edge"].pid
+    os.kill(old, signal.SIGKILL)
+    while _running(old):  # SIGKILL takes a moment to end a process
+        await asyncio.sleep(0.01)
+    await ctx.connect("edge")  # the dead master is checked, and a new one opens
+    assert len(checks) == 3
+    assert ctx._masters["edge"].pid not in (None, old)
 
 
 async def test_a_failed_warm_is_the_first_connects_error_not_a_second_try(env, tmp_path):

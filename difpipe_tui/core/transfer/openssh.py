@@ -670,7 +670,7 @@ class OpenSSHContext:
 
 
 def _running(pid: int | None) -> bool:
-    """Whether a process ``pid`` exists."""
+    """Whether a process ``pid`` exists and is not a zombie (Linux's /proc tells)."""
     if pid is None:
         return False
     try:
@@ -679,7 +679,11 @@ def _running(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: it exists
 
 
 def _retrieved(task: asyncio.Task[None]) -> None:

@@ -38,7 +38,15 @@ TEXT = text_like(300_000)
 
 
 def run_through(transformer, data: bytes, piece: int = 7_919) -> bytes:
-    out = [transformer.feed(data[i : i + piece]) for i in range(0, len(data), piece)]
+    """``data`` fed in pieces through a compressor, or a decompressor (whose output comes in
+    pieces of its own)."""
+    out = []
+    for i in range(0, len(data), piece):
+        chunk = data[i : i + piece]
+        if hasattr(transformer, "pieces"):
+            out.extend(transformer.pieces(chunk))
+        else:
+            out.append(transformer.feed(chunk))
     out.append(transformer.flush())
     return b"".join(out)
 
@@ -82,7 +90,7 @@ def test_decompressor_accepts_concatenated_frames(codec):
 def test_truncated_stream_raises_verify_error(codec):
     stream = run_through(make_compressor(codec), TEXT)
     d = make_decompressor(codec, what="cloud:/data/f")
-    d.feed(stream[:-5])
+    list(d.pieces(stream[:-5]))
     with pytest.raises(VerifyError, match=rf"cloud:/data/f: {codec} data ends in the middle"):
         d.flush()
 
@@ -90,7 +98,23 @@ def test_truncated_stream_raises_verify_error(codec):
 @pytest.mark.parametrize("codec", ["zstd", "lz4"])
 def test_corrupt_stream_raises_verify_error(codec):
     with pytest.raises(VerifyError, match=f"{codec} data is corrupt"):
-        make_decompressor(codec).feed(b"this is not a compressed frame at all")
+        list(make_decompressor(codec).pieces(b"this is not a compressed frame at all"))
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_a_highly_compressed_chunk_comes_out_in_bounded_pieces(codec):
+    # 64 MiB of zeros shrinks to a few kilobytes: one call must not return all of it
+    zeros = bytes(64 << 20)
+    stream = run_through(make_compressor(codec), zeros, 8 << 20) + run_through(
+        make_compressor(codec), b"tail"
+    )
+    assert len(stream) < 300_000
+    d = make_decompressor(codec, limit=1 << 20)
+    sizes = [len(p) for p in d.pieces(stream)]
+    assert max(sizes) <= 1 << 20
+    assert sum(sizes) == len(zeros) + 4
+    assert len(sizes) >= 64
+    d.flush()
 
 
 def test_none_is_the_identity():

@@ -10,8 +10,9 @@ Two codecs are supported, ``zstd`` and ``lz4``, plus ``none``. A codec can run i
 
 Both produce standard frames, so one end may compress with the command line tool and the other
 decompress locally, or the other way round. The decompressors accept any number of
-concatenated frames (a resumed transfer appends a second compressed stream to the first) and
-report a stream that ends in the middle of a frame.
+concatenated frames (a resumed transfer appends a second compressed stream to the first),
+report a stream that ends in the middle of a frame, and hand their output out in bounded
+pieces (:meth:`Decompressor.pieces`): a megabyte of zstd can hold gigabytes of zeros.
 
 :func:`choose_codec` turns ``--compress auto|zstd|lz4|none`` and ``--level`` into a
 :class:`CodecChoice`: the codec, its level, where each side runs and a one-line reason that can
@@ -20,11 +21,17 @@ be shown to the user.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 import lz4.frame
 import zstandard
+
+try:  # Python 3.14 on; the same module is backports.zstd before it
+    from compression import zstd as zstd_stream
+except ImportError:  # pragma: no cover - depends on the interpreter
+    from backports import zstd as zstd_stream
 
 from ..errors import UsageError, VerifyError
 
@@ -150,13 +157,42 @@ class _Lz4Compressor:
         return self._take_header() + self._obj.flush()
 
 
+#: The most bytes one :meth:`Decompressor.pieces` piece holds.
+MAX_PIECE = 1024 * 1024
+
+
+class Decompressor(Protocol):
+    """A streaming decompressor whose output comes in bounded pieces. Single use."""
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """The output ``data`` completes, in pieces of at most the decompressor's ``limit``."""
+        ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Passthrough:
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        if data:
+            yield bytes(data)
+
+    def flush(self) -> bytes:
+        return b""
+
+
 class _FrameDecompressor:
-    """Decompresses concatenated frames; ``flush()`` fails when a frame was left unfinished."""
+    """Decompresses concatenated frames; ``flush()`` fails when a frame was left unfinished.
+
+    Each call to the library returns at most ``limit`` bytes and keeps the rest of its input,
+    so the memory a piece takes does not grow with the compression ratio.
+    """
 
     name = ""
+    errors: tuple[type[Exception], ...] = ()
 
-    def __init__(self, what: str | None):
+    def __init__(self, what: str | None, limit: int):
         self._what = what
+        self._limit = limit
         self._obj = self._new()
         self._in_frame = False
 
@@ -167,20 +203,26 @@ class _FrameDecompressor:
         prefix = f"{self._what}: " if self._what else ""
         return VerifyError(f"{prefix}{self.name} data {problem}")
 
-    def feed(self, data: bytes) -> bytes:
-        parts = []
-        while data:
-            self._in_frame = True
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            if data:
+                self._in_frame = True
             try:
-                parts.append(self._obj.decompress(data))
-            except (zstandard.ZstdError, RuntimeError) as exc:
+                out = self._obj.decompress(data, self._limit)
+            except self.errors as exc:
                 raise self._error(f"is corrupt: {exc}") from None
-            if not self._obj.eof:
-                break
-            data = self._obj.unused_data
-            self._obj = self._new()
-            self._in_frame = False
-        return b"".join(parts)
+            if out:
+                yield out
+            if self._obj.eof:
+                data = self._obj.unused_data
+                self._obj = self._new()
+                self._in_frame = False
+                if not data:
+                    return
+            elif self._obj.needs_input:
+                return
+            else:
+                data = b""
 
     def flush(self) -> bytes:
         if self._in_frame:
@@ -190,13 +232,15 @@ class _FrameDecompressor:
 
 class _ZstdDecompressor(_FrameDecompressor):
     name = "zstd"
+    errors = (zstd_stream.ZstdError,)
 
     def _new(self):
-        return zstandard.ZstdDecompressor().decompressobj()
+        return zstd_stream.ZstdDecompressor()
 
 
 class _Lz4Decompressor(_FrameDecompressor):
     name = "lz4"
+    errors = (RuntimeError,)
 
     def _new(self):
         return lz4.frame.LZ4FrameDecompressor()
@@ -213,17 +257,20 @@ def make_compressor(name: str, level: int | None = None, *, threads: int = 0) ->
     return _Identity()
 
 
-def make_decompressor(name: str, *, what: str | None = None) -> Transformer:
+def make_decompressor(
+    name: str, *, what: str | None = None, limit: int = MAX_PIECE
+) -> Decompressor:
     """A local decompressor; corrupt or truncated input raises :class:`VerifyError`.
 
-    ``what`` names the data in error messages (a file or ``host:path``).
+    ``what`` names the data in error messages (a file or ``host:path``); no piece of output is
+    longer than ``limit`` bytes (``none`` passes its input on as it is).
     """
     get_codec(name)
     if name == "zstd":
-        return _ZstdDecompressor(what)
+        return _ZstdDecompressor(what, limit)
     if name == "lz4":
-        return _Lz4Decompressor(what)
-    return _Identity()
+        return _Lz4Decompressor(what, limit)
+    return _Passthrough()
 
 
 # --- choosing a codec ------------------------------------------------------------------------

@@ -68,6 +68,7 @@ import secrets
 import shlex
 import stat
 import struct
+from collections.abc import Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -75,7 +76,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import LocalIOError, VerifyError
-from .codecs import make_compressor, make_decompressor
+from .codecs import Decompressor, make_compressor, make_decompressor
 
 MAGIC = b"DIFPIPE\x00"
 VERSION = 1
@@ -394,12 +395,12 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
 
 
 class _Pipeline:
-    """What :func:`_convert_file` runs the bytes through."""
+    """What :func:`_convert_file` runs the bytes through; the output comes in pieces."""
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         raise NotImplementedError
 
-    def finish(self) -> bytes:
+    def finish(self) -> Iterator[bytes]:
         raise NotImplementedError
 
 
@@ -407,22 +408,23 @@ class _DecryptPipeline(_Pipeline):
     def __init__(self, key: bytes, what: str):
         self._decryptor = Decryptor(key, what=what)
         self._what = what
-        self._decompressor = None
+        self._decompressor: Decompressor | None = None
 
-    def _decompress(self, plain: bytes) -> bytes:
+    def _decompress(self, plain: bytes) -> Iterator[bytes]:
         if self._decompressor is None:
             if self._decryptor.codec is None:  # the header is not complete yet
-                return plain
+                yield plain
+                return
             self._decompressor = make_decompressor(self._decryptor.codec, what=self._what)
-        return self._decompressor.feed(plain)
+        yield from self._decompressor.pieces(plain)
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         return self._decompress(self._decryptor.feed(data))
 
-    def finish(self) -> bytes:
-        out = self._decompress(self._decryptor.finish())
+    def finish(self) -> Iterator[bytes]:
+        yield from self._decompress(self._decryptor.finish())
         assert self._decompressor is not None
-        return out + self._decompressor.flush()
+        yield self._decompressor.flush()
 
 
 class _EncryptPipeline(_Pipeline):
@@ -435,12 +437,12 @@ class _EncryptPipeline(_Pipeline):
         header, self._header = self._header, b""
         return header
 
-    def feed(self, data: bytes) -> bytes:
-        return self._take_header() + self._encryptor.feed(self._compressor.feed(data))
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        yield self._take_header() + self._encryptor.feed(self._compressor.feed(data))
 
-    def finish(self) -> bytes:
+    def finish(self) -> Iterator[bytes]:
         tail = self._encryptor.feed(self._compressor.flush()) + self._encryptor.finish()
-        return self._take_header() + tail
+        yield self._take_header() + tail
 
 
 def _convert_file(src: str, dst: str, overwrite: bool, pipeline: _Pipeline) -> int:
@@ -498,10 +500,10 @@ def _pump(reader, write, pipeline: _Pipeline, src: str) -> int:
             data = reader.read(_READ_SIZE)
         except OSError as exc:
             raise LocalIOError(f"{src}: cannot read: {exc.strerror}") from None
-        out = pipeline.feed(data) if data else pipeline.finish()
-        if out:
-            write(out)
-            written += len(out)
+        for out in pipeline.feed(data) if data else pipeline.finish():
+            if out:
+                write(out)
+                written += len(out)
         if not data:
             return written
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import DifpipeError, NetworkError
-from .codecs import Transformer
+from .codecs import Decompressor, Transformer
 from .encrypt import Encryptor
 from .ends import Sink, Source
 from .ratelimit import TokenBucket
@@ -65,7 +65,7 @@ class Relay:
         *,
         start: int,
         algo: str,
-        decompressor: Transformer | None = None,
+        decompressor: Decompressor | None = None,
         compressor: Transformer | None = None,
         buffer: int = 16 * CHUNK,
         chunk: int = CHUNK,
@@ -137,8 +137,7 @@ class Relay:
                 self.wire_bytes += len(wire)
                 if self.limiter is not None:
                     await self.limiter.take(len(wire))
-                raw = self.decompressor.feed(wire) if self.decompressor else wire
-                await self._emit(raw, wire)
+                await self._relay(wire)
                 if not any(st.alive for st in self.states):
                     break
             if eof:
@@ -164,6 +163,20 @@ class Relay:
         return RelayOutcome(
             self.offset, self.wire_bytes, digest, stopped, eof, self.states, self.halted
         )
+
+    async def _relay(self, wire: bytes) -> None:
+        """Pass one chunk read from the source on: what it decompresses to goes in the
+        decompressor's bounded pieces, the chunk itself with the last one (to the destinations
+        that take it compressed)."""
+        if self.decompressor is None:
+            await self._emit(wire, wire)
+            return
+        held = b""
+        for piece in self.decompressor.pieces(wire):
+            if held:
+                await self._emit(held, b"")
+            held = piece
+        await self._emit(held, wire)
 
     def prefix_digest(self) -> str:
         """The digest of the raw bytes relayed in this run so far."""

@@ -349,7 +349,8 @@ _DEFAULTS_FIELDS: dict[str, _Field] = {
         "How a copy streams a file to or from a host (a job's transport overrides it): "
         '"openssh" runs one ssh client process per remote end, so the two ends of a relay '
         'use two cores; "asyncssh" streams inside DifPipe\'s own process; "auto" is openssh '
-        "when the ssh client is installed and can express the host's settings, else asyncssh. "
+        "for a file of 256 MiB or more (or of unknown size) when the ssh client is installed "
+        "and can express the host's settings, else asyncssh. "
         "Directories (tar), SFTP and --parallel ranges always use asyncssh.",
         choices=TRANSPORTS,
     ),

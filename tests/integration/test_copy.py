@@ -25,6 +25,7 @@ from difpipe_tui.core.events import EventBus
 from difpipe_tui.core.remote import command
 from difpipe_tui.core.ssh import DEFAULT_WINDOW, SSHPool, window_for
 from difpipe_tui.core.store import Store
+from difpipe_tui.core.transfer import plan as plan_module
 from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSink, RemoteSource
 from difpipe_tui.core.transfer.engine import TransferEngine
 from difpipe_tui.core.transfer.job import CopyJob
@@ -694,9 +695,12 @@ async def test_sparse_2gib_file_streams_compressed(lab, h, workdirs):
 
 
 @pytest.mark.skipif(ssh_available() is None, reason="needs the OpenSSH client")
-async def test_host_openssh_cannot_express_falls_back_or_fails_by_setting(lab, workdirs, tmp_path):
+async def test_host_openssh_cannot_express_falls_back_or_fails_by_setting(
+    lab, workdirs, tmp_path, monkeypatch
+):
     """A key file whose name ssh_config would expand (``${...}``): auto streams that host over
     asyncssh and the plan says why; transport = "openssh" fails that destination alone."""
+    monkeypatch.setattr(plan_module, "OPENSSH_MIN_BYTES", MiB)  # auto takes OpenSSH for 2 MiB
     odd_key = tmp_path / "key${HOME}"
     odd_key.write_bytes(Path(lab.client_key).read_bytes())
     odd_key.chmod(0o600)
@@ -764,6 +768,58 @@ async def test_what_openssh_cannot_stream_goes_over_asyncssh(lab, workdirs, tmp_
                 for end in (plan.source, *plan.destinations):
                     assert end.transport == "asyncssh", (why, end.transport_reason)
                     assert end.transport_reason.startswith(why), end.transport_reason
+        h.check_nothing_left()
+    finally:
+        h.store.close()
+
+
+@pytest.mark.skipif(ssh_available() is None, reason="needs the OpenSSH client")
+async def test_auto_streams_a_small_file_inside_difpipe(lab, workdirs, tmp_path, monkeypatch):
+    """``auto`` leaves OpenSSH legs to files of ``OPENSSH_MIN_BYTES`` or more: below, a leg's
+    own ssh process and login cost more than they save. ``openssh`` takes them whatever the
+    size; stdin, of unknown size, streams over OpenSSH with ``auto``."""
+    monkeypatch.setattr(plan_module, "OPENSSH_MIN_BYTES", 2 * MiB)
+    small = random_file(workdirs["edge"] / "small.bin", 2 * MiB - 1)
+    large = random_file(workdirs["edge"] / "large.bin", 2 * MiB)
+    dest = f"cloud:{workdirs['cloud']}/"
+    for transport, path, expected in (
+        ("auto", small, "asyncssh"),
+        ("auto", large, "openssh"),
+        ("openssh", small, "openssh"),
+    ):
+        h = Harness(lab, tmp_path / f"{transport}-{path.name}", transport)
+        try:
+            async with h.pool() as pool:
+                plan = await h.engine(pool).analyze(
+                    CopyJob(source=f"edge:{path}", destinations=(dest,))
+                )
+            ends = (plan.source, *plan.destinations)
+            assert {end.transport for end in ends} == {expected}, (transport, path.name)
+            if expected == "asyncssh":
+                assert all("under 2 MiB" in end.transport_reason for end in ends)
+            h.check_nothing_left()
+        finally:
+            h.store.close()
+    h = Harness(lab, tmp_path / "stdin", "auto")
+    try:
+        async with h.pool() as pool:
+            plan = await h.engine(pool).analyze(CopyJob(source="-", destinations=(dest,)))
+        assert plan.destinations[0].transport == "openssh"
+    finally:
+        h.store.close()
+    # a small local file: no master is even started for its destination
+    local = random_file(tmp_path / "local.bin", MiB)
+    h = Harness(lab, tmp_path / "local", "auto")
+    try:
+        async with h.pool() as pool:
+            engine = h.engine(pool)
+            handle = await engine.start(CopyJob(source=str(local), destinations=(dest,)))
+            ctx = engine.openssh
+            assert ctx is not None and not ctx._warming and not ctx._masters
+            result = await handle.wait()
+            await engine.close()
+        assert result.status == "done" and result.destinations[0].transport == "asyncssh"
+        assert sha(workdirs["cloud"] / "local.bin") == sha(local)
         h.check_nothing_left()
     finally:
         h.store.close()

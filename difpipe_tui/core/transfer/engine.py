@@ -53,7 +53,7 @@ from .ends import (
 from .job import CopyJob, CopyResult, DestinationResult, job_from_mapping
 from .landing import Dest, Landing
 from .openssh import OpenSSHContext, OpenSSHSink, OpenSSHSource, ssh_available
-from .plan import Plan, make_plan, transport_setting
+from .plan import Plan, make_plan, small_local_file, transport_setting
 from .ratelimit import TokenBucket
 from .sftp import SftpSink, SftpSource
 from .splice import SpliceRelay, can_splice
@@ -239,13 +239,19 @@ class TransferEngine:
         """Open the OpenSSH masters of a file copy's remote ends while the plan is made.
 
         Only where a leg is likely: not for ``-r`` (a directory streams over asyncssh), SFTP,
-        tar or ``--parallel``. A master the plan then does not use closes with the engine.
+        tar or ``--parallel``, nor, with ``auto``, for a local file that ``auto`` streams over
+        asyncssh by its size. A remote file's size is known only once the plan has surveyed
+        it, too late for its master to be ready with the stream; a master the plan then does
+        not use closes with the engine.
         """
         ctx = self.openssh_for(job)
         if ctx is None or job.recursive or job.parallel > 1 or job.strategy in ("sftp", "tar"):
             return
         hosts = []
         with contextlib.suppress(DifpipeError):  # the plan reports a bad end
+            src = parse_endpoint(job.source, self.config)
+            if transport_setting(job, self.config) == "auto" and small_local_file(src):
+                return
             for text in (job.source, *job.destinations):
                 ep = parse_endpoint(text, self.config)
                 if ep.is_remote and ep.host and ep.host not in hosts:

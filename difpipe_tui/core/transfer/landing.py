@@ -216,18 +216,20 @@ class Landing:
         except DifpipeError as err:
             await self.rejected(d, err)
             return
-        d.result.status = "done"
-        d.result.bytes = end
-        d.result.digest = dest_digest
-        d.result.error, d.result.exit_code = None, 0
         d.result.resumed_from = start
+        self._done(d, end, dest_digest)
+
+    def _done(self, d: Dest, size: int, digest: str | None) -> None:
+        """Record and announce a destination that landed."""
+        d.result.status, d.result.bytes, d.result.digest = "done", size, digest
+        d.result.error, d.result.exit_code = None, 0
         self.bus.publish(
             TransferDestinationDone(
                 transfer_id=self.id,
                 destination=d.plan.label,
                 status="done",
-                bytes=end,
-                digest=dest_digest,
+                bytes=size,
+                digest=digest,
             )
         )
 
@@ -332,15 +334,5 @@ class Landing:
                 await d.sink.land(self.job.overwrite)
         except DifpipeError as err:
             return err
-        d.result.status, d.result.bytes, d.result.digest = "done", size, digest or expected
-        d.result.error, d.result.exit_code = None, 0
-        self.bus.publish(
-            TransferDestinationDone(
-                transfer_id=self.id,
-                destination=d.plan.label,
-                status="done",
-                bytes=size,
-                digest=d.result.digest,
-            )
-        )
+        self._done(d, size, digest or expected)
         return None

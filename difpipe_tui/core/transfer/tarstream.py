@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 
 from ..errors import DifpipeError, LocalIOError
 from ..remote import command, quote_arg
@@ -61,13 +62,28 @@ def tar_create_argv(path: str, names: bytes | None) -> list[str]:
     return ["tar", "-C", path, "--null", "--no-recursion", "-T", "-", "-cf", "-"]
 
 
+#: Sets ``$b`` to tar's option for 128 KiB records where tar takes it (GNU tar and bsdtar; not
+#: BusyBox). tar writes one record at a time, and sshd sends what one read of its pipe gives:
+#: with the default 10 KiB records a stream arrives in ~13 KB packets, each costing difpipe's
+#: SSH layer as much as a full 32 KiB one. The records' padding is part of the stream, which
+#: is hashed as it is sent and extracted as it is.
+TAR_RECORDS = "b=; tar -b 256 -cf - -T /dev/null >/dev/null 2>&1 && b='-b 256'"
+
+
+#: After tar has extracted an archive: read the rest of the stream, the padding of the source's
+#: last record (up to 128 KiB of zeros, see :data:`TAR_RECORDS`), which tar leaves unread;
+#: whatever writes into the pipe would otherwise fail on a closed pipe.
+DRAIN = "cat > /dev/null"
+
+
 class RemoteTarSource(RemoteSource):
     """``tar -cf -`` on the host; with ``names``, only those entries (a resumed copy)."""
 
     names: bytes | None = None
 
     def command_line(self) -> str:
-        line = _guard(command(*tar_create_argv(self.path, self.names)), "read")
+        tar, *args = tar_create_argv(self.path, self.names)
+        line = TAR_RECORDS + "; " + _guard(f"{tar} $b {command(*args)}", "read")
         if self.compress_argv:
             line += " | " + _guard(command(*self.compress_argv), "compress")
         return line
@@ -96,7 +112,7 @@ class RemoteTarSink(RemoteSink):
     def stream_line(self) -> str:
         part = quote_arg(self.part)
         fifo = quote_arg(self.part + ".fifo")
-        extract = _guard(f"tar -C {part} -xf -", "write")
+        extract = _guard(f"tar -C {part} -xf - && {DRAIN}", "write")
         drain = _guard(command(*self.decompress_argv), "decompress") if self.decompress_argv else ""
         if not self.digest_argv:
             return f"{drain} | {extract}" if drain else extract
@@ -219,7 +235,7 @@ class LocalTarSink(Sink):
 
     async def open(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            "tar", "-C", self.part, "-xf", "-",
+            "sh", "-c", f'tar -C "$1" -xf - && {DRAIN}', "sh", self.part,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -276,6 +292,6 @@ class LocalTarSink(Sink):
 
     async def abort(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
+            with contextlib.suppress(ProcessLookupError):  # the shell, tar and the drain
+                os.killpg(self._proc.pid, signal.SIGKILL)
             await self._proc.wait()

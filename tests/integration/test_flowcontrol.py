@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 
@@ -42,3 +43,35 @@ async def test_slow_reader_keeps_buffers_within_one_window(lab, tmp_path):
     assert peak <= 2 * window + MiB, (
         f"peak {peak / MiB:.1f} MiB with a {window / MiB:.1f} MiB window"
     )
+
+
+async def test_the_packets_of_one_write_go_out_in_few_socket_writes(lab, tmp_path):
+    """asyncssh sends a 1 MiB channel write as 32 data packets, each after an empty
+    MSG_IGNORE packet: batched, they take a handful of socket writes, not 64, and arrive whole."""
+    assert flowcontrol.install()
+    config = load_config(lab.write_config(tmp_path / "difpipe.toml"))
+    data = os.urandom(4 * MiB)
+    async with SSHPool(config, known_hosts_file=tmp_path / "kh") as pool:
+        hc = await pool.connect("edge")
+        transport = hc.conn._transport
+        calls = []
+        write = transport.write
+
+        def counting(chunk):
+            calls.append(len(chunk))
+            write(chunk)
+
+        transport.write = counting
+        try:
+            proc = await hc.conn.create_process("sha256sum", encoding=None)
+            for i in range(0, len(data), MiB):
+                proc.stdin.write(data[i : i + MiB])
+                await proc.stdin.drain()
+            proc.stdin.write_eof()
+            out = await proc.stdout.read()
+            await proc.wait()
+        finally:
+            transport.write = write
+    assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    assert sum(calls) > len(data)
+    assert len(calls) < 40, f"{len(calls)} socket writes for {len(data) // MiB} MiB"

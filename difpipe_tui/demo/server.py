@@ -6,7 +6,9 @@ wait for the other side to drain, read the next. Nothing is ever held beyond one
 SSH window, so a slow reader slows the writer down instead of filling memory. The exit status
 (or the signal that ended the command) goes back to the client. A client that closes its
 channel, or a signal it sends, reaches the command's whole process group; closing the server
-kills whatever still runs.
+kills whatever still runs. As sshd does, the server gives each command the default action for
+the signals a session is sent, even those this process ignores (a job that a script starts
+with ``&`` ignores SIGINT and SIGQUIT, and so would its children).
 
 SFTP is served by asyncssh's own server, chrooted to the host's root, so ``data/big.bin``
 names the same file over exec and over SFTP.
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,31 @@ SHELL = "/bin/sh"
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a command whose client left
 
 flowcontrol.install()  # the server's receive side is bounded like the client's
+
+# sshd gives each connection the default action for these
+_SESSION_SIGNALS = (
+    signal.SIGALRM,
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGCHLD,
+)
+_RESET_SIGNALS = (  # and SIGPIPE and SIGXFSZ, which this Python ignores again when it starts
+    "import os, signal, sys\n"
+    f"for s in {tuple(map(int, (*_SESSION_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ)))}:\n"
+    "    signal.signal(s, signal.SIG_DFL)\n"
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _with_default_signals(argv: list[str]) -> list[str]:
+    """``argv``, started through a Python that first resets the signals when this process
+    ignores one of them: an ignored signal stays ignored across fork and exec (a caught one is
+    reset by exec, and SIGPIPE and SIGXFSZ by ``restore_signals``)."""
+    if not any(signal.getsignal(s) is signal.SIG_IGN for s in _SESSION_SIGNALS):
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _RESET_SIGNALS, *argv]
 
 
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
@@ -156,7 +184,7 @@ class HostServer:
         argv = [SHELL] if process.command is None else [SHELL, "-c", process.command]
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *_with_default_signals(argv),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import signal
 import socket
 import stat
 import threading
@@ -211,20 +212,32 @@ async def test_commands_run_in_the_host_root_with_status_and_streams(demo):
         assert proc.exit_signal[0] == "TERM" and proc.returncode == -15
 
 
-@pytest.mark.skip(
-    reason="order-dependent: after tests/e2e and the integration copy tests, the command never "
-    "ends on SIGINT (passes alone); quarantined until the cause is found"
-)
 async def test_a_signal_from_the_client_reaches_the_command(demo):
+    await interrupt_a_sleep(demo, "307")
+
+
+async def test_a_signal_reaches_the_command_when_the_lab_ignores_it(demo):
+    """A job that a script starts with ``&`` ignores SIGINT and SIGQUIT, and a child inherits an
+    ignored signal: as under sshd, the lab's commands get the default action all the same."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        await interrupt_a_sleep(demo, "310")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+async def interrupt_a_sleep(demo: DemoLab, seconds: str) -> None:
+    """``sleep SECONDS`` on edge-pi, ended by the client's SIGINT. Each test gives its own
+    duration: a lab session of another test may run a sleep of its own."""
     async with SSHPool(load_config(demo.config_path)) as pool:
         hc = await pool.connect("edge-pi")
-        # its own duration: a lab session of another test may run a sleep of its own
-        proc = await hc.conn.create_process("sleep 307", encoding=None)
-        await wait_for_child("sleep", arg="307")
+        proc = await hc.conn.create_process(f"sleep {seconds}", encoding=None)
+        await wait_for_child("sleep", arg=seconds)
         proc.send_signal("INT")
         done = await asyncio.wait_for(proc.wait(), 10)
         assert done.exit_signal[0] == "INT"
-    await wait_for_child("sleep", arg="307", gone=True)
+    await wait_for_child("sleep", arg=seconds, gone=True)
 
 
 async def test_closing_the_channel_ends_the_command(demo):

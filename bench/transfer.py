@@ -562,10 +562,23 @@ class Bench:
         opts = f" -c {cipher}" if cipher else ""
         return f"ssh -F {shlex.quote(self.ssh_config)}{opts}{extra} {host} {shlex.quote(remote)}"
 
-    def pipeline(self, src: str, host: str, dst: str, cipher: str | None = None) -> list[str]:
+    def pipeline(
+        self, src: str, host: str, dst: str, cipher: str | None = None, *, verify: bool = False
+    ) -> list[str]:
+        """``ssh edge cat SRC | ssh HOST 'cat > DST'``; with ``verify``, what a user types to
+        check it as difpipe does: the source hashes the file while it is sent (a second read),
+        the destination what it writes, and the two digests must match."""
+        if not verify:
+            read = self.ssh("edge", "cat " + shlex.quote(src), cipher)
+            write = self.ssh(host, "cat > " + shlex.quote(dst), cipher)
+            return shell(f"{read} | {write}")
+        hash_src = self.ssh("edge", "sha256sum < " + shlex.quote(src), cipher)
         read = self.ssh("edge", "cat " + shlex.quote(src), cipher)
-        write = self.ssh(host, "cat > " + shlex.quote(dst), cipher)
-        return shell(f"{read} | {write}")
+        write = self.ssh(host, f"tee {shlex.quote(dst)} | sha256sum", cipher)
+        sums = shlex.quote(str(self.local / "source.sha256"))
+        return shell(
+            f'{hash_src} > {sums} & b=$({read} | {write}) && wait $! && [ "$(cat {sums})" = "$b" ]'
+        )
 
     def dp(self, *args: str, progress: bool = False, asyncssh: bool = False) -> list[str]:
         out = ["--progress", "json"] if progress else ["-o", "json"]
@@ -731,6 +744,10 @@ class Bench:
             ),
             Tool("ssh | ssh (default cipher)", self.pipeline(src, "cloud", out)),
             Tool(f"ssh | ssh -c {AES}", self.pipeline(src, "cloud", out, AES)),
+            Tool(
+                f"ssh | ssh -c {AES}, sha256sum at both ends",
+                self.pipeline(src, "cloud", out, AES, verify=True),
+            ),
             Tool("scp -3 (default cipher)", [*scp, f"edge:{src}", f"cloud:{out}"]),
             Tool(f"scp -3 -c {AES}", [*scp, "-c", AES, f"edge:{src}", f"cloud:{out}"]),
         ]
@@ -751,9 +768,11 @@ class Bench:
         ratio = _ratio(main, ref, res.amount)
         res.target = f"difpipe (verify sha256) >= 1.0x ssh|ssh {AES}"
         res.verdict = verdict(None if ratio is None else ratio >= 1.0)
+        checked = res.row(f"ssh | ssh -c {AES}, sha256sum at both ends")
         res.summary = (
             f"difpipe {fmt_rate(main.rate(res.amount))} MB/s = {_x(ratio)} of ssh|ssh aes128-gcm "
-            f"{fmt_rate(ref.rate(res.amount))} MB/s; --verify none "
+            f"{fmt_rate(ref.rate(res.amount))} MB/s, {_x(_ratio(main, checked, res.amount))} of "
+            f"it with sha256sum at both ends; --verify none "
             f"{fmt_rate(res.rows[1].rate(res.amount))} MB/s"
         )
         for row in res.rows[:2]:

@@ -5,8 +5,8 @@ Two codecs are supported, ``zstd`` and ``lz4``, plus ``none``. A codec can run i
 * on a remote end, with the host's own ``zstd`` / ``lz4`` command (:attr:`Codec.tool`), fed
   through stdin and stdout (:meth:`Codec.compress_argv`, :meth:`Codec.decompress_argv`);
 * on this machine (the orchestrator), with the Python bindings, through the small
-  :class:`Transformer` interface returned by :func:`make_compressor` and
-  :func:`make_decompressor`.
+  :class:`Transformer` interface returned by :func:`make_compressor` and the
+  :class:`Decompressor` one returned by :func:`make_decompressor`.
 
 Both produce standard frames, so one end may compress with the command line tool and the other
 decompress locally, or the other way round. The decompressors accept any number of

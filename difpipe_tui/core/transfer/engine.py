@@ -247,16 +247,13 @@ class TransferEngine:
         ctx = self.openssh_for(job)
         if ctx is None or job.recursive or job.parallel > 1 or job.strategy in ("sftp", "tar"):
             return
-        hosts = []
+        ends = []
         with contextlib.suppress(DifpipeError):  # the plan reports a bad end
-            src = parse_endpoint(job.source, self.config)
-            if transport_setting(job, self.config) == "auto" and small_local_file(src):
-                return
             for text in (job.source, *job.destinations):
-                ep = parse_endpoint(text, self.config)
-                if ep.is_remote and ep.host and ep.host not in hosts:
-                    hosts.append(ep.host)
-        ctx.warm(hosts)
+                ends.append(parse_endpoint(text, self.config))
+        if ends and transport_setting(job, self.config) == "auto" and small_local_file(ends[0]):
+            return
+        ctx.warm(dict.fromkeys(ep.host for ep in ends if ep.is_remote and ep.host))
 
     async def _range_pools(self, job: CopyJob) -> list[SSHPool]:
         """The extra pools of ``--parallel N``, connected to every remote end.

@@ -670,7 +670,8 @@ class OpenSSHContext:
 
 
 def _running(pid: int | None) -> bool:
-    """Whether a process ``pid`` exists and is not a zombie (Linux's /proc tells)."""
+    """Whether a process ``pid`` exists and is not a zombie (Linux's /proc tells; psutil would
+    add ~30 ms of imports to every copy)."""
     if pid is None:
         return False
     try:

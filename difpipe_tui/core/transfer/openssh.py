@@ -492,6 +492,9 @@ class OpenSSHContext:
                 status = None
             except BaseException:
                 _kill_group(proc)
+                # Reap it before going on: a closed context leaves no ssh behind, even briefly.
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(proc.wait()), CONTROL_TIMEOUT)
                 raise
             return status, _read_all(err)
 

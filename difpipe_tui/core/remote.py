@@ -74,23 +74,26 @@ BASIC_TOOLS: tuple[str, ...] = (
 )  # fmt: skip
 
 # A constant script: no user data is ever interpolated into it. Without its final ``exit 0``
-# it can open a longer script (the transfer planner's survey of a host).
-# python3 counts only if it starts (a pyenv shim is found even where it has no Python to run):
-# ~10 ms. Not in the background: the session ends when the shell does, and its lines would mix
-# with the raw bytes of a survey's sample.
+# it can open a longer script (the transfer planner's survey of a host). It forks little (a
+# fork and exec cost a small host a millisecond or more): ``command -v`` is a builtin and runs
+# in the loop's own shell. python3 counts only if it starts (a pyenv shim is found even where
+# it has no Python to run): ~10 ms, spent in the background while the rest runs; the ``wait``
+# prints its line before the script goes on, so it never mixes with a survey's raw sample.
 TOOL_PROBE_BODY = Raw(
+    "command -v python3 >/dev/null 2>&1 && python3 -E -S -c 'import hashlib, os; os.readv' "
+    "</dev/null >/dev/null 2>&1 & py=$!; "
     "for t in "
     + " ".join(t for t in PROBED_TOOLS if t != "python3")
-    + '; do p=$(command -v "$t" 2>/dev/null) && printf \'tool %s %s\\n\' "$t" "$p"; done; '
-    "{ p=$(command -v python3 2>/dev/null) && python3 -E -S -c 'import hashlib, os; os.readv' "
-    "</dev/null >/dev/null 2>&1 && printf 'tool python3 %s\\n' \"$p\"; }; "
+    + '; do printf \'tool %s \' "$t"; command -v "$t" 2>/dev/null || echo; done; '
     "printf 'os %s\\n' \"$(uname -s 2>/dev/null)\"; "
     "printf 'arch %s\\n' \"$(uname -m 2>/dev/null)\"; "
     "printf 'kernel %s\\n' \"$(uname -r 2>/dev/null)\"; "
     "printf 'home %s\\n' \"$HOME\"; "
     'c=$(command -v cat 2>/dev/null) && [ -L "$c" ] && '
     'printf \'busybox %s\\n\' "$(readlink "$c" | grep -c busybox)"; '
-    "df -Pk . 2>/dev/null | tail -n 1 | awk '{print \"disk\", $2, $4}'; "
+    "df -Pk . 2>/dev/null | "
+    'awk \'NR > 1 { t = $2; f = $4 } END { if (f != "") print "disk", t, f }\'; '
+    "wait $py && printf 'tool python3 %s\\n' \"$(command -v python3)\"; "
 )
 TOOL_PROBE = Raw(TOOL_PROBE_BODY + "exit 0")
 

@@ -1,4 +1,5 @@
 import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -7,12 +8,14 @@ from hypothesis import strategies as st
 
 from difpipe_tui.core.remote import (
     TOOL_PROBE,
+    TOOL_PROBE_BODY,
     Raw,
     command,
     parse_tool_probe,
     pipeline,
     quote_arg,
 )
+from difpipe_tui.core.transfer.plan import SURVEY
 
 NASTY = [
     "plain",
@@ -104,3 +107,37 @@ def test_parse_tool_probe_ignores_garbage():
     assert info.tool_names == ["zstd"]
     assert info.disk_free_bytes is None
     assert info.os == "Linux"
+
+
+def test_tool_probe_reports_only_what_the_path_has(tmp_path):
+    """No python3 and few tools: the missing ones are absent, not empty, and the script ends."""
+    for tool in ("cat", "df", "awk", "uname"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    out = subprocess.run(
+        ["/bin/sh", "-c", TOOL_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": str(tmp_path), "HOME": "/nowhere"},
+    )
+    info = parse_tool_probe(out.stdout)
+    assert info.tool_names == ["cat", "df"]  # awk and uname are not probed
+    assert info.os == "Linux" and info.home == "/nowhere"
+    assert info.disk_total_bytes and info.disk_free_bytes
+
+
+def test_survey_counts_a_tree_and_samples_it_last(tmp_path):
+    tree = tmp_path / "t"
+    (tree / "sub").mkdir(parents=True)
+    for i in range(30):
+        (tree / "sub" / f"f{i}").write_bytes(b"x" * 5000)
+    script = TOOL_PROBE_BODY + SURVEY
+    args = ["size", str(tree), "inspect", str(tree / "nope"), "sample", str(tree)]
+    out = subprocess.run(["sh", "-c", script, "sh", *args], capture_output=True, check=True).stdout
+    head, _, sample = out.partition(b"@ sample 3\n")
+    lines = head.decode().splitlines()
+    at = lines.index("@ size 1")
+    assert lines[at + 1].startswith("bytes ") and int(lines[at + 1].split()[1]) > 0
+    assert lines[at + 2] == "files 30"
+    assert lines[at + 3 : at + 6] == ["@ inspect 2", "missing", "parent ok"]
+    assert sample.startswith(b"./") and len(sample) == 65536

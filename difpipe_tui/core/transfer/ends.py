@@ -95,7 +95,7 @@ INSPECT_FUNCTION = (
     'elif [ -e "$p" ]; then echo other; else echo missing; fi; '
     'd=$(dirname -- "$p"); if [ -d "$d" ] && [ -w "$d" ]; then echo "parent ok"; '
     'elif [ -d "$d" ]; then echo "parent readonly"; else echo "parent missing"; fi; '
-    'df -Pk "$d" 2>/dev/null | tail -n 1 | awk \'{print "free", $4}\'; }; '
+    'df -Pk "$d" 2>/dev/null | awk \'NR > 1 { f = $4 } END { if (f != "") print "free", f }\'; }; '
 )
 _INSPECT = INSPECT_FUNCTION + 'insp "$1"'  # $1 = path
 

@@ -132,8 +132,8 @@ SURVEY = INSPECT_FUNCTION + (
     'printf "@ %s %s\\n" "$op" "$i"; case $op in '
     'inspect) insp "$p" ;; '
     'size) if [ -d "$p" ]; then '
-    'du -sk -- "$p" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; '
-    'printf "files %s\\n" "$(find "$p" -type f 2>/dev/null | wc -l | tr -d " ")"; fi ;; '
+    '{ du -sk -- "$p" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; } & '
+    'n=$(find "$p" -type f 2>/dev/null | wc -l); wait; printf "files %s\\n" $((n)); fi ;; '
     'sample) if [ -d "$p" ]; then tar -C "$p" -cf - . 2>/dev/null | head -c 65536; '
     'elif [ -f "$p" ]; then head -c 65536 -- "$p" 2>/dev/null; fi ;; '
     "esac; done; exit 0"

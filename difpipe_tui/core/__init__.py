@@ -72,3 +72,10 @@ def _find_library_fast(name: str) -> str | None:
 
 if sys.platform.startswith("linux"):
     ctypes.util.find_library = _find_library_fast
+
+# asyncssh loads its X.509 certificate support (cryptography.x509, ~20 ms of every command's
+# start) whenever it can, and goes without it when that import fails. DifPipe, like OpenSSH,
+# authenticates hosts and users with SSH keys and OpenSSH certificates only, never X.509 ones:
+# a None in sys.modules makes that one import fail. An asyncssh already loaded keeps its own.
+if "asyncssh" not in sys.modules:
+    sys.modules.setdefault("asyncssh.crypto.x509", None)  # type: ignore[assignment]

@@ -75,3 +75,15 @@ def test_liboqs_is_found_where_the_loader_looks(tmp_path, monkeypatch):
     monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
     assert difpipe_tui.core._find_library_fast("oqs") == str(lib)
     assert difpipe_tui.core._find_library_fast("liboqs") != str(lib)
+
+
+def test_asyncssh_starts_without_x509_and_keeps_ssh_certificates():
+    code = (
+        "import sys\nimport difpipe_tui.core.ssh, asyncssh\n"
+        "print('cryptography.x509' in sys.modules)\n"
+        "key = asyncssh.generate_private_key('ssh-ed25519')\n"
+        "cert = key.generate_user_certificate(key, 'op', principals=['op'])\n"
+        "print(cert.algorithm.decode())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "ssh-ed25519-cert-v01@openssh.com"]

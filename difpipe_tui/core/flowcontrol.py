@@ -15,6 +15,12 @@ and after key exchange it puts an empty ``MSG_IGNORE`` packet before each one: a
 channel write is 64 packets and 64 ``send`` calls, each as costly as the packet's encryption.
 :func:`install` makes the packets of one turn of the event loop go out in one write, in the
 same order, at the end of that turn.
+
+That empty ``MSG_IGNORE`` shields a CBC cipher, whose next IV an observer knows, from a chosen
+plaintext; an AEAD cipher (AES-GCM, ChaCha20-Poly1305: what DifPipe negotiates) derives a fresh
+nonce for every packet and needs no such shield. On those, :func:`install` leaves it out: one
+packet less to build, encrypt and send for each packet of data (32 KiB), and one less for the
+peer to decrypt.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 
 from asyncssh import channel as _channel
 from asyncssh import connection as _connection
+from asyncssh import encryption as _encryption
 from asyncssh.misc import ProtocolError
 
 _installed = False
@@ -65,6 +72,22 @@ def _write_queued(conn) -> None:  # type: ignore[no-untyped-def]
             conn._transport.write(b"".join(queued))
 
 
+_EMPTY = (b"\0\0\0\0",)  # the payload of asyncssh's shielding MSG_IGNORE: an empty string
+_AEAD = tuple(
+    getattr(_encryption, name)
+    for name in ("GCMEncryption", "ChachaEncryption")
+    if hasattr(_encryption, name)
+)
+_send_packet = _connection.SSHConnection.send_packet
+
+
+def _send_packet_unshielded(self, pkttype, *args, handler=None):  # type: ignore[no-untyped-def]
+    """asyncssh's ``send_packet``, less the empty ``MSG_IGNORE`` where the cipher is AEAD."""
+    shield = pkttype == _connection.MSG_IGNORE and args == _EMPTY
+    if not (shield and isinstance(self._send_encryption, _AEAD)):
+        _send_packet(self, pkttype, *args, handler=handler)
+
+
 def install() -> bool:
     """Apply the bounded delivery and the batched writes once; False (and no change) on an
     asyncssh without the methods they replace."""
@@ -77,5 +100,7 @@ def install() -> bool:
             return False
         chan._deliver_data = _deliver_data  # type: ignore[method-assign]
         conn._send = _send  # type: ignore[method-assign]
+        if _AEAD:
+            conn.send_packet = _send_packet_unshielded  # type: ignore[method-assign]
         _installed = True
     return True

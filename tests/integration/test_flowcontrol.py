@@ -7,6 +7,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
+
 from difpipe_tui.core import flowcontrol
 from difpipe_tui.core.config import load_config
 from difpipe_tui.core.remote import command
@@ -75,3 +77,42 @@ async def test_the_packets_of_one_write_go_out_in_few_socket_writes(lab, tmp_pat
     assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
     assert sum(calls) > len(data)
     assert len(calls) < 40, f"{len(calls)} socket writes for {len(data) // MiB} MiB"
+
+
+async def _packet_types_sent(lab, tmp_path, monkeypatch, ciphers: tuple[str, ...]):
+    """The types of the packets a 2 MiB write sends after the session opens, and the cipher."""
+    assert flowcontrol.install()
+    config = load_config(lab.write_config(tmp_path / "difpipe.toml"))
+    sent: list[int] = []
+    forward = flowcontrol._send_packet
+
+    def counting(self, pkttype, *args, handler=None):
+        sent.append(pkttype)
+        forward(self, pkttype, *args, handler=handler)
+
+    data = os.urandom(2 * MiB)
+    async with SSHPool(config, known_hosts_file=tmp_path / "kh", ciphers=ciphers) as pool:
+        hc = await pool.connect("edge")
+        proc = await hc.conn.create_process("sha256sum", encoding=None)
+        monkeypatch.setattr(flowcontrol, "_send_packet", counting)
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        proc.stdin.write_eof()
+        out = await proc.stdout.read()
+        await proc.wait()
+        cipher = hc.conn.get_extra_info("send_cipher")
+    assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    return sent, cipher
+
+
+async def test_an_aead_cipher_sends_no_shielding_ignore_packets(lab, tmp_path, monkeypatch):
+    sent, cipher = await _packet_types_sent(lab, tmp_path, monkeypatch, ("aes128-gcm@openssh.com",))
+    assert cipher == "aes128-gcm@openssh.com"
+    assert sent.count(MSG_CHANNEL_DATA) >= 64  # 2 MiB in packets of at most 32 KiB
+    assert MSG_IGNORE not in sent
+
+
+async def test_a_ctr_cipher_keeps_them(lab, tmp_path, monkeypatch):
+    sent, cipher = await _packet_types_sent(lab, tmp_path, monkeypatch, ("aes128-ctr",))
+    assert cipher == "aes128-ctr"
+    assert sent.count(MSG_IGNORE) >= sent.count(MSG_CHANNEL_DATA) >= 64

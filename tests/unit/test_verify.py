@@ -1,3 +1,4 @@
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -18,9 +19,11 @@ from difpipe_tui.core.transfer.ends import RemoteSink, RemoteSource
 from difpipe_tui.core.transfer.tarstream import RemoteTarSink
 from difpipe_tui.core.transfer.verify import (
     DIGESTS,
+    HASH_IN_THREAD,
     compare,
     digest_argv,
     file_digest_local,
+    hash_piece,
     new_hasher,
     parse_digest_output,
     prefix_digest_argvs,
@@ -373,3 +376,28 @@ def session_members(sid: int) -> list[int]:
             if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
                 found.append(p.pid)
     return found
+
+
+async def test_hash_piece_hashes_in_order_and_lets_the_loop_run():
+    hasher, want = new_hasher("sha256"), hashlib.sha256()
+    pieces = [b"a" * 10, os.urandom(64 * 1024 * 1024), b"b" * 1000, os.urandom(HASH_IN_THREAD)]
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    await hash_piece(hasher, pieces[1])  # ~40 ms of SHA-256: the loop runs meanwhile
+    during = ticks - before
+    task.cancel()
+    hasher = new_hasher("sha256")
+    for piece in pieces:
+        await hash_piece(hasher, piece)
+        want.update(piece)
+    assert hasher.hexdigest() == want.hexdigest()
+    assert during > 1

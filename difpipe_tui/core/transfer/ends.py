@@ -611,9 +611,14 @@ class LocalSink(Sink):
     async def write(self, data: bytes) -> None:
         assert self._fh is not None
         try:
-            await asyncio.to_thread(self._fh.write, data)
+            await asyncio.to_thread(self._write, data)
         except OSError as exc:
             raise LocalIOError(f"cannot write {self.target}: {exc.strerror}") from exc
+
+    def _write(self, data: bytes) -> None:
+        """Write and hash in the worker thread (both let go of the GIL)."""
+        assert self._fh is not None
+        self._fh.write(data)
         self._hasher.update(data)
 
     async def finish(self) -> str | None:

@@ -27,7 +27,7 @@ from .encrypt import Encryptor
 from .ends import Sink, Source
 from .ratelimit import TokenBucket
 from .stall import DEFAULT_STALL_TIMEOUT, stall_error, watched
-from .verify import new_hasher
+from .verify import hash_piece, new_hasher
 
 CHUNK = 1024 * 1024
 
@@ -187,7 +187,7 @@ class Relay:
             await self._emit_encrypted(raw, wire, final=final)
             return
         if raw:
-            self._hasher.update(raw)
+            await hash_piece(self._hasher, raw)
             self.offset += len(raw)
         compressed = None
         if self.compressor is not None:
@@ -240,7 +240,7 @@ class Relay:
         else:
             self.offset = self.encryptor.sealed
         if out:
-            self._hasher.update(out)
+            await hash_piece(self._hasher, out)
         if (
             not final
             and not self.source.compressed

@@ -20,7 +20,7 @@ from ..remote import command, quote_arg
 from ..ssh import SSHPool
 from .ends import RemoteSink, RemoteSource, Sink, Source, _guard, _must
 from .treeresume import Listing, list_local, list_remote, remove_remote
-from .verify import new_hasher
+from .verify import hash_piece, new_hasher
 
 # $1 = directory. Prints "bytes N" (apparent size, from du -k) and "files N".
 SIZE_SCRIPT = (
@@ -249,7 +249,7 @@ class LocalTarSink(Sink):
             await self._proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise LocalIOError(f"{self.target}: tar stopped extracting") from exc
-        self._hasher.update(data)
+        await hash_piece(self._hasher, data)
 
     async def finish(self) -> str | None:
         assert self._proc is not None and self._proc.stdin is not None

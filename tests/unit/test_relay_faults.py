@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from difpipe_tui.core.errors import NetworkError
-from difpipe_tui.core.transfer.ends import Sink, Source
+from difpipe_tui.core.transfer.ends import RemoteSource, Sink, Source
+from difpipe_tui.core.transfer.openssh import _Leg
 from difpipe_tui.core.transfer.stall import watched
 from difpipe_tui.core.transfer.stream import Relay
 
@@ -145,3 +150,55 @@ async def test_watched_without_a_limit_waits_for_the_write():
 
     await watched(write(), lambda: None, 0, lambda: NetworkError("never"))
     assert done == [1]
+
+
+class Pieces:
+    """Stands in for an asyncssh channel's stdout: each read gives one piece once it is sent."""
+
+    def __init__(self):
+        self.sent: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read(self, n: int) -> bytes:
+        piece = await self.sent.get()
+        assert len(piece) <= n
+        return piece
+
+
+async def test_a_remote_source_counts_the_pieces_of_a_read_that_is_pending():
+    source = RemoteSource(None, "edge", "/src")
+    stdout = Pieces()
+    source._proc = SimpleNamespace(stdout=stdout)
+    reading = asyncio.create_task(source.read(10))
+    for piece, seen in ((b"abc", 3), (b"defg", 7)):
+        stdout.sent.put_nowait(piece)
+        await asyncio.sleep(0.01)
+        assert source.received() == seen and not reading.done()
+    stdout.sent.put_nowait(b"hij")
+    assert await asyncio.wait_for(reading, 5) == b"abcdefghij"
+    for piece in (b"k", b""):  # the end of the stream: fewer bytes
+        stdout.sent.put_nowait(piece)
+    assert await asyncio.wait_for(source.read(10), 5) == b"k"
+    assert source.received() == 11
+
+
+def test_an_openssh_leg_counts_what_a_pending_read_has_received():
+    leg = _Leg(None, "edge")
+    ours, theirs = os.pipe()
+    os.set_blocking(ours, False)
+    leg.fd = ours
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(leg.read_exact(10)))
+    reader.start()
+    try:
+        os.write(theirs, b"abcd")
+        deadline = time.monotonic() + 5
+        while leg.moved < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert leg.moved == 4 and reader.is_alive()
+        os.write(theirs, b"efghij")
+        reader.join(5)
+        assert got == [b"abcdefghij"] and leg.moved == 10
+    finally:
+        os.close(theirs)
+        reader.join(5)
+        leg.close_fds()

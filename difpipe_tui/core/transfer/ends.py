@@ -170,6 +170,11 @@ class Source:
     compressed = False  # the bytes read are compressed by the source's own tool
     digest: str | None = None  # what the source host computed of the bytes it sent, if asked
 
+    def received(self) -> int | None:
+        """How many bytes the source has received so far, where that can be seen while a read
+        is pending (None: progress shows only when a read returns)."""
+        return None
+
     async def open(self) -> None: ...
 
     async def read(self, n: int) -> bytes:
@@ -212,6 +217,7 @@ class RemoteSource(Source):
         self.window: int | None = None  # None: sized by the pool from the link's round trip
         self.stdin_data = b""  # what the command reads on its stdin
         self._proc: asyncssh.SSHClientProcess | None = None
+        self._received = 0  # bytes of the stream received so far
 
     def command_line(self) -> str:
         if self.offset:
@@ -256,13 +262,27 @@ class RemoteSource(Source):
         self._proc.stdin.write_eof()
 
     async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, fewer only at the end: whole chunks make fewer, larger writes
+        downstream. Read in the pieces that arrive (not ``readexactly``), so that
+        :meth:`received` shows a slow stream moving while the chunk fills."""
         assert self._proc is not None
-        try:  # whole chunks: fewer, larger writes downstream
-            return await self._proc.stdout.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial
+        stdout = self._proc.stdout
+        pieces: list[bytes] = []
+        got = 0
+        try:
+            while got < n:
+                piece = await stdout.read(n - got)
+                if not piece:
+                    break
+                pieces.append(piece)
+                got += len(piece)
+                self._received += len(piece)
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, self.host) from exc
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def received(self) -> int | None:
+        return self._received
 
     async def finish(self) -> None:
         assert self._proc is not None

@@ -954,7 +954,7 @@ class _Leg:
         self.err: IO[bytes] | None = None
         self.out: IO[bytes] | None = None
         self.eof = False
-        self.moved = 0  # bytes through our end of the pipe
+        self.moved = 0  # bytes through our end of the pipe (read from it, or written into it)
         self.blocked = False  # a splice waits for room in this leg's pipe
         self._aborted = False
         self._io = threading.Lock()  # held by the worker thread during each read/write
@@ -998,6 +998,7 @@ class _Leg:
                     break
                 parts.append(part)
                 got += len(part)
+                self.moved += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def write_all(self, data: bytes) -> None:
@@ -1134,6 +1135,10 @@ class OpenSSHSource(RemoteSource):
         self._leg = await self.ctx._start_leg(
             self.host, self.command_line(), feed=False, digest=False
         )
+
+    def received(self) -> int | None:
+        """What came out of ssh's pipe, counted as each piece of a read arrives."""
+        return self._leg.moved if self._leg is not None else None
 
     async def read(self, n: int) -> bytes:
         assert self._leg is not None

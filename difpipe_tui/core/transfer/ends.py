@@ -169,6 +169,7 @@ class Source:
     name = ""
     compressed = False  # the bytes read are compressed by the source's own tool
     digest: str | None = None  # what the source host computed of the bytes it sent, if asked
+    watch_stall = True  # a read that receives nothing fails after the relay's stall timeout
 
     def received(self) -> int | None:
         """How many bytes the source has received so far, where that can be seen while a read
@@ -306,6 +307,16 @@ class RemoteSource(Source):
 
 
 class LocalSource(Source):
+    """A file on this machine.
+
+    Its reads are not watched for stalls: a local read that hangs is stuck in the kernel (a
+    failing disk, a hard NFS mount), where the worker thread that runs it cannot be cancelled
+    and closing the file waits for that thread, so failing the read would free nothing, and
+    a retry would read the same disk.
+    """
+
+    watch_stall = False
+
     def __init__(self, path: str, *, offset: int = 0):
         self.path, self.offset, self.name = path, offset, path
         self._fh: BinaryIO | None = None
@@ -335,6 +346,7 @@ class LocalSource(Source):
 
 class StdinSource(Source):
     name = "-"
+    watch_stall = False  # the writer of a pipe may take as long as it likes
 
     def __init__(self, stream: BinaryIO | None = None):
         self.stream = stream or sys.stdin.buffer

@@ -955,7 +955,7 @@ class _Leg:
         self.out: IO[bytes] | None = None
         self.eof = False
         self.moved = 0  # bytes through our end of the pipe (read from it, or written into it)
-        self.blocked = False  # a splice waits for room in this leg's pipe
+        self.blocked = False  # a splice waits on this leg's pipe: for data, or for room
         self._aborted = False
         self._io = threading.Lock()  # held by the worker thread during each read/write
         self._wake_r, self._wake_w = os.pipe()

@@ -16,6 +16,7 @@ import contextlib
 import os
 import posixpath
 import sys
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,6 +28,7 @@ from ..errors import (
     NetworkError,
     RemoteCommandError,
     UsageError,
+    VerifyError,
 )
 from ..remote import command, quote_arg
 from ..ssh import SSHPool, classify
@@ -35,6 +37,12 @@ from .verify import DIGEST_MARK, digest_argv, new_hasher, parse_digest_output
 
 PART_SUFFIX = ".difpipe-part"
 FAIL_MARK = "difpipe-fail"
+#: Seconds a remote source's command may take to end after its stream (see
+#: :meth:`RemoteSource.finish_timeout`).
+FINISH_TIMEOUT = 60.0
+#: Bytes per second: the slowest a source host is granted to hash the file it sends. Low on
+#: purpose: a small board hashing from an SD card is not failed for being slow.
+DIGEST_RATE = 4 * 1024 * 1024
 
 
 #: ``$t``: GNU ``tee`` told to stop at its first failed write. By default it reports a write
@@ -192,10 +200,17 @@ class RemoteSource(Source):
 
     With ``digest_argv`` (a digest tool of the host, see :func:`.verify.digest_argv`) the host
     also hashes the same bytes of the file while they stream: a second reader of the file in
-    the background, which prints ``difpipe-digest HEX`` on stderr (the stream waits for it).
-    A second read costs the host less CPU than a ``tee`` of the stream into the tool, and the
-    page cache usually serves one of the two. A file that changes while it is read gives a
-    digest that does not match what was sent: the copy then fails verification.
+    the background, which prints ``difpipe-digest HEX`` on stderr. A second read costs the
+    host less CPU than a ``tee`` of the stream into the tool, and the page cache usually serves
+    one of the two. A file that changes while it is read gives a digest that does not match
+    what was sent: the copy then fails verification.
+
+    The channel's end then comes only once the hash is done: sshd holds a session's EOF while
+    anything still holds its stderr, and the hash reports there. Waiting for it at the end of
+    the stream would look like a stalled source, so a source given the stream's ``length``
+    (the file's size less ``offset``) ends its stream when that many bytes have arrived;
+    :meth:`finish` then waits for the hash (see :meth:`finish_timeout`), and fails when more
+    bytes follow (the file grew).
     """
 
     def __init__(
@@ -207,8 +222,10 @@ class RemoteSource(Source):
         offset: int = 0,
         compress_argv: list[str] | None = None,
         digest_argv: list[str] | None = None,
+        length: int | None = None,
     ):
         self.pool, self.host, self.path, self.offset = pool, host, path, offset
+        self.length = length  # the bytes the stream carries, when known: it ends there
         self.compress_argv = compress_argv
         self.compressed = compress_argv is not None
         if digest_argv is not None and compress_argv is not None:
@@ -219,6 +236,7 @@ class RemoteSource(Source):
         self.stdin_data = b""  # what the command reads on its stdin
         self._proc: asyncssh.SSHClientProcess | None = None
         self._received = 0  # bytes of the stream received so far
+        self._opened = 0.0  # when the command started (time.monotonic())
 
     def command_line(self) -> str:
         if self.offset:
@@ -250,6 +268,7 @@ class RemoteSource(Source):
         )
 
     async def open(self) -> None:
+        self._opened = time.monotonic()
         await self.pool.connect(self.host)
         window = self.window or self.pool.window(self.host)
         try:
@@ -270,6 +289,7 @@ class RemoteSource(Source):
         stdout = self._proc.stdout
         pieces: list[bytes] = []
         got = 0
+        n = self.wanted(n)
         try:
             while got < n:
                 piece = await stdout.read(n - got)
@@ -285,11 +305,43 @@ class RemoteSource(Source):
     def received(self) -> int | None:
         return self._received
 
+    def wanted(self, n: int) -> int:
+        """``n``, or what is left of the stream where its :attr:`length` ends it sooner."""
+        if self.length is None:
+            return n
+        return max(0, min(n, self.length - (self.received() or 0)))
+
+    def _check_rest(self, extra: int) -> None:
+        """Fail when ``extra`` bytes followed the stream's :attr:`length`."""
+        if extra:
+            raise VerifyError(
+                f"{self.name}: the source changed size while it was read"
+                f" ({extra} bytes more than when the copy began)",
+                hint="copy it again once it stops changing",
+            )
+
+    def finish_timeout(self) -> float:
+        """How long :meth:`finish` waits, after the end of the stream, for the command to end.
+
+        Without a digest the command ends with its stream: :data:`FINISH_TIMEOUT` is only a
+        bound for a host that does not answer. With one, the host's hash of the file began
+        with the stream and may still be reading: it gets until the stream's bytes could have
+        been hashed at :data:`DIGEST_RATE` since the command started, and at least
+        :data:`FINISH_TIMEOUT` after the end of the stream. A large file hashed on a slow host
+        (a Raspberry Pi's SD card) is not failed for taking longer than a flat minute, and a
+        hash that is stuck still fails, after a time that grows with the file only.
+        """
+        if self.digest_argv is None:
+            return FINISH_TIMEOUT
+        hashed_by = self._opened + (self.received() or 0) / DIGEST_RATE
+        return max(FINISH_TIMEOUT, hashed_by - time.monotonic())
+
     async def finish(self) -> None:
         assert self._proc is not None
         try:
-            done = await asyncio.wait_for(self._proc.wait(), 60)
+            done = await asyncio.wait_for(self._proc.wait(), self.finish_timeout())
             stderr = done.stderr or b""
+            extra = len(done.stdout or b"")
         except TimeoutError as exc:
             raise NetworkError("the source did not finish", host=self.host) from exc
         except (asyncssh.Error, OSError) as exc:
@@ -300,6 +352,7 @@ class RemoteSource(Source):
             raise NetworkError(f"{self.path}: the connection closed mid-stream", host=self.host)
         if FAIL_MARK in text or status != 0:
             raise _remote_error(self.host, self.path, text, status)
+        self._check_rest(extra)
 
     async def abort(self) -> None:
         if self._proc is not None:

@@ -188,10 +188,14 @@ class SpliceRelay:
             if self._stop:
                 stopped = True
                 break
+            want = self.source.wanted(chunk)
+            if not want:  # the stream's length has arrived: the source's hash may still run
+                eof = True
+                break
             began = time.monotonic()
             try:
                 moved, eof = await watched(
-                    asyncio.to_thread(splice_chunk, src, dst, chunk),
+                    asyncio.to_thread(splice_chunk, src, dst, want),
                     progress,
                     self.stall_timeout,
                     stalled,

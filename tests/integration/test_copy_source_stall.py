@@ -94,6 +94,23 @@ def stall_config(h):
     return load_config(h.write_config("srcstall.toml", connect_timeout=2.0, keepalive_interval=0))
 
 
+async def stop_mid_stream(h, pool, workdirs, src, stop, fanout: int, *, retries: int):
+    """Start a copy of ``src`` at 8 MiB/s; once 4 MiB have gone, :func:`stoppable`'s ``stop``.
+    The copy's handle."""
+    handle = await h.start(
+        pool,
+        source=f"edge:{src}",
+        destinations=destinations(workdirs, fanout),
+        stall_timeout=STALL,
+        retries=retries,
+        rate_limit=8 * MiB,
+        checkpoint_interval=MiB,
+    )
+    await until(lambda: any(e.bytes >= 4 * MiB for e in h.kinds("transfer.progress")), "progress")
+    stop()
+    return handle
+
+
 @pytest.mark.parametrize(("h", "fanout"), WAYS, indirect=["h"])
 async def test_a_stopped_source_fails_the_copy_after_the_stall_timeout(
     h, workdirs, spliced, fanout
@@ -102,19 +119,7 @@ async def test_a_stopped_source_fails_the_copy_after_the_stall_timeout(
     src = random_file(workdirs["edge"] / "s.bin", 32 * MiB)
     with stoppable(src) as stop:
         async with h.pool() as pool:
-            handle = await h.start(
-                pool,
-                source=f"edge:{src}",
-                destinations=destinations(workdirs, fanout),
-                stall_timeout=STALL,
-                retries=0,
-                rate_limit=8 * MiB,
-                checkpoint_interval=MiB,
-            )
-            await until(
-                lambda: any(e.bytes >= 4 * MiB for e in h.kinds("transfer.progress")), "progress"
-            )
-            stop()
+            handle = await stop_mid_stream(h, pool, workdirs, src, stop, fanout, retries=0)
             stopped = time.monotonic()
             result = await asyncio.wait_for(handle.wait(), WAIT)
             waited = time.monotonic() - stopped
@@ -138,19 +143,7 @@ async def test_after_a_source_stall_the_copy_retries_from_its_checkpoint(h, work
     src = random_file(workdirs["edge"] / "r.bin", 24 * MiB)
     with stoppable(src) as stop:
         async with h.pool() as pool:
-            handle = await h.start(
-                pool,
-                source=f"edge:{src}",
-                destinations=destinations(workdirs, fanout),
-                stall_timeout=STALL,
-                retries=1,
-                rate_limit=8 * MiB,
-                checkpoint_interval=MiB,
-            )
-            await until(
-                lambda: any(e.bytes >= 4 * MiB for e in h.kinds("transfer.progress")), "progress"
-            )
-            stop()
+            handle = await stop_mid_stream(h, pool, workdirs, src, stop, fanout, retries=1)
             result = await asyncio.wait_for(handle.wait(), WAIT)
     assert result.status == "done", result
     (retry,) = h.kinds("transfer.retry")

@@ -167,7 +167,8 @@ def _job_args(p: argparse.ArgumentParser, *, resume: bool = False) -> None:
         type=float,
         metavar="SECONDS",
         help="a destination that takes no data for this long fails (retryable) and the others"
-        " go on; 0: no limit (default: 60)",
+        " go on; a remote source that sends none fails the attempt (retryable); 0: no limit"
+        " (default: 60)",
     )
     g.add_argument(
         "--rate-limit",

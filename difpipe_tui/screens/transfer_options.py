@@ -223,7 +223,7 @@ def options_text(job: CopyJob) -> str:
         lines.append(("buffer", f"{human_bytes(job.buffer)} per destination"))
     if job.stall_timeout != CopyJob.stall_timeout:
         stall = f"after {job.stall_timeout:g} s without progress" if job.stall_timeout else "never"
-        lines.append(("stall", f"a destination fails {stall}"))
+        lines.append(("stall", f"a source or destination fails {stall}"))
     if not job.overwrite:
         lines.append(("overwrite", "no: a destination that exists fails"))
     if job.fail_fast:

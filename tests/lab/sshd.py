@@ -67,6 +67,10 @@ class SshdConfig:
             "LogLevel VERBOSE",
             # Tests open many connections at once; the default (10:30:100) refuses some.
             "MaxStartups 100",
+            # A client behind a cut link is dropped after ~6 s of silence, not when TCP gives
+            # up (a quarter of an hour), so its sessions do not linger on the host.
+            "ClientAliveInterval 2",
+            "ClientAliveCountMax 3",
             "Subsystem sftp internal-sftp",
         ]
         if self.max_sessions is not None:

@@ -1,15 +1,23 @@
-"""The relay with a destination that stalls, crawls or fails: stall timeout and --fail-fast."""
+"""The relay with a destination that stalls, crawls or fails: stall timeout and --fail-fast;
+a source that stops sending, or sends slowly."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from difpipe_tui.core.errors import NetworkError
-from difpipe_tui.core.transfer.ends import Sink, Source
-from difpipe_tui.core.transfer.stall import watched
+from difpipe_tui.core.transfer.ends import LocalSource, RemoteSource, Sink, Source, StdinSource
+from difpipe_tui.core.transfer.openssh import _Leg
+from difpipe_tui.core.transfer.sftp import SftpSource
+from difpipe_tui.core.transfer.stall import SourceStall, watched
 from difpipe_tui.core.transfer.stream import Relay
+from difpipe_tui.core.transfer.tarstream import LocalTarSource, RemoteTarSource
 
 CHUNK = 64 * 1024
 
@@ -145,3 +153,140 @@ async def test_watched_without_a_limit_waits_for_the_write():
 
     await watched(write(), lambda: None, 0, lambda: NetworkError("never"))
     assert done == [1]
+
+
+class StopsSending(BytesSource):
+    """Sends ``after`` bytes, then nothing: its next read never returns."""
+
+    host = "edge"
+
+    def __init__(self, data: bytes, after: int):
+        super().__init__(data)
+        self.name, self.after = "edge:/src", after
+
+    async def read(self, n: int) -> bytes:
+        if self.pos >= self.after:
+            await asyncio.Event().wait()
+        return await super().read(n)
+
+
+class Trickles(BytesSource):
+    """Each read takes ``seconds``, while :meth:`received` shows its bytes arriving."""
+
+    def __init__(self, data: bytes, seconds: float):
+        super().__init__(data)
+        self.seconds, self.arrived = seconds, 0
+
+    def received(self) -> int | None:
+        return self.arrived
+
+    async def read(self, n: int) -> bytes:
+        steps = 10
+        for _ in range(steps):
+            await asyncio.sleep(self.seconds / steps)
+            self.arrived += 1
+        return await super().read(n)
+
+
+def relay_from(source: Source, sinks: list[Sink], **kw) -> Relay:
+    return Relay(source, sinks, start=0, algo="sha256", chunk=CHUNK, buffer=CHUNK, **kw)
+
+
+async def test_a_source_that_stops_sending_fails_the_run_with_a_retryable_error():
+    data = b"s" * (8 * CHUNK)
+    good = Collect("good")
+    run = relay_from(StopsSending(data, after=2 * CHUNK), [good], stall_timeout=0.3).run()
+    with pytest.raises(SourceStall) as caught:
+        await asyncio.wait_for(run, 10)
+    err = caught.value
+    assert isinstance(err, NetworkError) and err.retryable and err.host == "edge"
+    assert str(err).startswith("edge:/src: no data for 0.3 s (the source sent nothing)")
+    assert bytes(good.got) == data[: 2 * CHUNK]
+
+
+async def test_a_slow_source_that_still_sends_bytes_is_not_a_stall():
+    data = b"t" * (2 * CHUNK)
+    source = Trickles(data, seconds=0.4)  # each read is longer than the stall timeout
+    good = Collect("good")
+    outcome = await relay_from(source, [good], stall_timeout=0.15).run()
+    assert outcome.eof and bytes(good.got) == data
+
+
+async def test_waiting_for_a_slow_destination_is_never_a_source_stall():
+    """The source shows no progress until a read ends (``received`` None), but its reads are
+    instant: the relay waits on the destination far longer than the stall timeout."""
+    data = b"u" * (4 * CHUNK)  # more than the queue holds: the reader waits on it
+    slow = Crawls("slow", seconds=0.3)
+    outcome = await relay_from(BytesSource(data), [slow], stall_timeout=0.1).run()
+    assert outcome.eof and outcome.states[0].error is None and bytes(slow.got) == data
+
+
+async def test_no_stall_timeout_for_a_source_that_opts_out():
+    source = StopsSending(b"v" * CHUNK, after=0)
+    source.watch_stall = False
+    task = asyncio.create_task(relay_from(source, [Collect("c")], stall_timeout=0.1).run())
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_local_sources_are_not_watched_but_remote_ones_are():
+    assert not StdinSource().watch_stall
+    assert not LocalSource("/x").watch_stall and not LocalTarSource("/x").watch_stall
+    assert RemoteSource(None, "h", "/x").watch_stall
+    assert RemoteTarSource(None, "h", "/x").watch_stall
+    assert SftpSource(None, "h", "/x").watch_stall
+
+
+class Pieces:
+    """Stands in for an asyncssh channel's stdout: each read gives one piece once it is sent."""
+
+    def __init__(self):
+        self.sent: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read(self, n: int) -> bytes:
+        piece = await self.sent.get()
+        assert len(piece) <= n
+        return piece
+
+
+async def test_a_remote_source_counts_the_pieces_of_a_read_that_is_pending():
+    source = RemoteSource(None, "edge", "/src")
+    stdout = Pieces()
+    source._proc = SimpleNamespace(stdout=stdout)
+    reading = asyncio.create_task(source.read(10))
+    for piece, seen in ((b"abc", 3), (b"defg", 7)):
+        stdout.sent.put_nowait(piece)
+        await asyncio.sleep(0.01)
+        assert source.received() == seen and not reading.done()
+    stdout.sent.put_nowait(b"hij")
+    assert await asyncio.wait_for(reading, 5) == b"abcdefghij"
+    for piece in (b"k", b""):  # the end of the stream: fewer bytes
+        stdout.sent.put_nowait(piece)
+    assert await asyncio.wait_for(source.read(10), 5) == b"k"
+    assert source.received() == 11
+
+
+def test_an_openssh_leg_counts_what_a_pending_read_has_received():
+    leg = _Leg(None, "edge")
+    ours, theirs = os.pipe()
+    os.set_blocking(ours, False)
+    leg.fd = ours
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(leg.read_exact(10)))
+    reader.start()
+    try:
+        os.write(theirs, b"abcd")
+        deadline = time.monotonic() + 5
+        while leg.moved < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert leg.moved == 4 and reader.is_alive()
+        os.write(theirs, b"efghij")
+        reader.join(5)
+        assert got == [b"abcdefghij"] and leg.moved == 10
+    finally:
+        os.close(theirs)
+        reader.join(5)
+        leg.close_fds()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from difpipe_tui.core.errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
 from difpipe_tui.core.remote import pipeline
-from difpipe_tui.core.transfer.ends import RemoteSink, RemoteSource
+from difpipe_tui.core.transfer.ends import DIGEST_RATE, FINISH_TIMEOUT, RemoteSink, RemoteSource
 from difpipe_tui.core.transfer.tarstream import RemoteTarSink
 from difpipe_tui.core.transfer.verify import (
     DIGESTS,
@@ -327,6 +328,80 @@ def test_a_source_that_cannot_read_reports_both_stages(tmp_path):
     assert run.stdout == ""
     assert source_digest_output(run.stderr, "sha256") is None
     assert "difpipe-fail read" in run.stderr and "difpipe-fail digest" in run.stderr
+
+
+class ShellProcess:
+    """A source's command line run by a local ``sh``, shaped like the asyncssh process that
+    :class:`RemoteSource` reads."""
+
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc, self.stdout = proc, proc.stdout
+        self.exit_status: int | None = None
+        self.stderr = b""
+
+    async def wait(self) -> SimpleNamespace:
+        out, self.stderr = await self.proc.communicate()
+        self.exit_status = self.proc.returncode
+        return SimpleNamespace(stdout=out, stderr=self.stderr)
+
+
+async def run_source(source: RemoteSource) -> ShellProcess:
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", source.command_line(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    source._proc = shell = ShellProcess(proc)
+    return shell
+
+
+async def read_to_end(source: RemoteSource) -> bytes:
+    sent = bytearray()
+    while chunk := await asyncio.wait_for(source.read(65536), 10):
+        sent += chunk
+    return bytes(sent)
+
+
+async def test_a_source_of_known_length_ends_its_stream_before_its_hash_does(sample_file):
+    """With a digest, the channel's end waits for the host's hash (sshd holds EOF while the
+    hash holds stderr): a source that knows its length ends the stream when the file has
+    arrived, and :meth:`finish` waits for the hash, here a slow one."""
+    needs_binary("sha256sum")
+    data = sample_file.read_bytes()
+    slow = ["sh", "-c", "sleep 2; exec sha256sum"]
+    source = RemoteSource(None, "h", str(sample_file), digest_argv=slow, length=len(data))
+    began = time.monotonic()
+    shell = await run_source(source)
+    sent = await read_to_end(source)
+    streamed = time.monotonic() - began
+    await asyncio.wait_for(source.finish(), 10)
+    assert sent == data
+    assert streamed < 1.5 <= time.monotonic() - began  # the hash was still sleeping
+    assert source_digest_output(shell.stderr.decode(), "sha256") == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_source_longer_than_its_known_length_fails_as_changed(sample_file):
+    needs_binary("sha256sum")
+    size = sample_file.stat().st_size
+    source = RemoteSource(None, "h", str(sample_file), digest_argv=["sha256sum"], length=size - 10)
+    await run_source(source)
+    assert len(await read_to_end(source)) == size - 10
+    with pytest.raises(VerifyError, match="changed size while it was read"):
+        await asyncio.wait_for(source.finish(), 10)
+
+
+def test_a_hashing_source_waits_for_its_digest_in_proportion_to_the_file():
+    """After the stream, :meth:`finish` waits for the host's hash: a minute at least, more
+    for a file that could not have been hashed at the slowest rate granted by then."""
+    plain = RemoteSource(None, "h", "/f")
+    hashed = RemoteSource(None, "h", "/f", digest_argv=["sha256sum"])
+    hashed._opened = time.monotonic()
+    assert plain.finish_timeout() == hashed.finish_timeout() == FINISH_TIMEOUT
+    hashed._received = 300 * DIGEST_RATE  # 300 s of hashing at that rate
+    assert 299 < hashed.finish_timeout() <= 300
+    hashed._opened -= 280  # the stream took 280 s of them: the minute is left
+    assert hashed.finish_timeout() == FINISH_TIMEOUT
+    plain._received = hashed._received
+    assert plain.finish_timeout() == FINISH_TIMEOUT  # no hash to wait for
 
 
 def test_source_digest_output_takes_one_marked_digest():

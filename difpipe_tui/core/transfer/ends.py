@@ -16,6 +16,7 @@ import contextlib
 import os
 import posixpath
 import sys
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,6 +28,7 @@ from ..errors import (
     NetworkError,
     RemoteCommandError,
     UsageError,
+    VerifyError,
 )
 from ..remote import command, quote_arg
 from ..ssh import SSHPool, classify
@@ -35,6 +37,12 @@ from .verify import DIGEST_MARK, digest_argv, new_hasher, parse_digest_output
 
 PART_SUFFIX = ".difpipe-part"
 FAIL_MARK = "difpipe-fail"
+#: Seconds a remote source's command may take to end after its stream (see
+#: :meth:`RemoteSource.finish_timeout`).
+FINISH_TIMEOUT = 60.0
+#: Bytes per second: the slowest a source host is granted to hash the file it sends. Low on
+#: purpose: a small board hashing from an SD card is not failed for being slow.
+DIGEST_RATE = 4 * 1024 * 1024
 
 
 #: ``$t``: GNU ``tee`` told to stop at its first failed write. By default it reports a write
@@ -169,6 +177,12 @@ class Source:
     name = ""
     compressed = False  # the bytes read are compressed by the source's own tool
     digest: str | None = None  # what the source host computed of the bytes it sent, if asked
+    watch_stall = True  # a read that receives nothing fails after the relay's stall timeout
+
+    def received(self) -> int | None:
+        """How many bytes the source has received so far, where that can be seen while a read
+        is pending (None: progress shows only when a read returns)."""
+        return None
 
     async def open(self) -> None: ...
 
@@ -186,10 +200,17 @@ class RemoteSource(Source):
 
     With ``digest_argv`` (a digest tool of the host, see :func:`.verify.digest_argv`) the host
     also hashes the same bytes of the file while they stream: a second reader of the file in
-    the background, which prints ``difpipe-digest HEX`` on stderr (the stream waits for it).
-    A second read costs the host less CPU than a ``tee`` of the stream into the tool, and the
-    page cache usually serves one of the two. A file that changes while it is read gives a
-    digest that does not match what was sent: the copy then fails verification.
+    the background, which prints ``difpipe-digest HEX`` on stderr. A second read costs the
+    host less CPU than a ``tee`` of the stream into the tool, and the page cache usually serves
+    one of the two. A file that changes while it is read gives a digest that does not match
+    what was sent: the copy then fails verification.
+
+    The channel's end then comes only once the hash is done: sshd holds a session's EOF while
+    anything still holds its stderr, and the hash reports there. Waiting for it at the end of
+    the stream would look like a stalled source, so a source given the stream's ``length``
+    (the file's size less ``offset``) ends its stream when that many bytes have arrived;
+    :meth:`finish` then waits for the hash (see :meth:`finish_timeout`), and fails when more
+    bytes follow (the file grew).
     """
 
     def __init__(
@@ -201,8 +222,10 @@ class RemoteSource(Source):
         offset: int = 0,
         compress_argv: list[str] | None = None,
         digest_argv: list[str] | None = None,
+        length: int | None = None,
     ):
         self.pool, self.host, self.path, self.offset = pool, host, path, offset
+        self.length = length  # the bytes the stream carries, when known: it ends there
         self.compress_argv = compress_argv
         self.compressed = compress_argv is not None
         if digest_argv is not None and compress_argv is not None:
@@ -212,6 +235,8 @@ class RemoteSource(Source):
         self.window: int | None = None  # None: sized by the pool from the link's round trip
         self.stdin_data = b""  # what the command reads on its stdin
         self._proc: asyncssh.SSHClientProcess | None = None
+        self._received = 0  # bytes of the stream received so far
+        self._opened = 0.0  # when the command started (time.monotonic())
 
     def command_line(self) -> str:
         if self.offset:
@@ -243,6 +268,7 @@ class RemoteSource(Source):
         )
 
     async def open(self) -> None:
+        self._opened = time.monotonic()
         await self.pool.connect(self.host)
         window = self.window or self.pool.window(self.host)
         try:
@@ -256,19 +282,66 @@ class RemoteSource(Source):
         self._proc.stdin.write_eof()
 
     async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, fewer only at the end: whole chunks make fewer, larger writes
+        downstream. Read in the pieces that arrive (not ``readexactly``), so that
+        :meth:`received` shows a slow stream moving while the chunk fills."""
         assert self._proc is not None
-        try:  # whole chunks: fewer, larger writes downstream
-            return await self._proc.stdout.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial
+        stdout = self._proc.stdout
+        pieces: list[bytes] = []
+        got = 0
+        n = self.wanted(n)
+        try:
+            while got < n:
+                piece = await stdout.read(n - got)
+                if not piece:
+                    break
+                pieces.append(piece)
+                got += len(piece)
+                self._received += len(piece)
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc, self.host) from exc
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def received(self) -> int | None:
+        return self._received
+
+    def wanted(self, n: int) -> int:
+        """``n``, or what is left of the stream where its :attr:`length` ends it sooner."""
+        if self.length is None:
+            return n
+        return max(0, min(n, self.length - (self.received() or 0)))
+
+    def _check_rest(self, extra: int) -> None:
+        """Fail when ``extra`` bytes followed the stream's :attr:`length`."""
+        if extra:
+            raise VerifyError(
+                f"{self.name}: the source changed size while it was read"
+                f" ({extra} bytes more than when the copy began)",
+                hint="copy it again once it stops changing",
+            )
+
+    def finish_timeout(self) -> float:
+        """How long :meth:`finish` waits, after the end of the stream, for the command to end.
+
+        Without a digest the command ends with its stream: :data:`FINISH_TIMEOUT` is only a
+        bound for a host that does not answer. With one, the host's hash of the file began
+        with the stream and may still be reading: it gets until the stream's bytes could have
+        been hashed at :data:`DIGEST_RATE` since the command started, and at least
+        :data:`FINISH_TIMEOUT` after the end of the stream. A large file hashed on a slow host
+        (a Raspberry Pi's SD card) is not failed for taking longer than a flat minute, and a
+        hash that is stuck still fails, after a time that grows with the file only.
+        """
+        if self.digest_argv is None:
+            return FINISH_TIMEOUT
+        hashed_by = self._opened + (self.received() or 0) / DIGEST_RATE
+        return max(FINISH_TIMEOUT, hashed_by - time.monotonic())
 
     async def finish(self) -> None:
         assert self._proc is not None
         try:
-            done = await asyncio.wait_for(self._proc.wait(), 60)
+            done = await asyncio.wait_for(self._proc.wait(), self.finish_timeout())
             stderr = done.stderr or b""
+            extra = len(done.stdout or b"")
         except TimeoutError as exc:
             raise NetworkError("the source did not finish", host=self.host) from exc
         except (asyncssh.Error, OSError) as exc:
@@ -279,6 +352,7 @@ class RemoteSource(Source):
             raise NetworkError(f"{self.path}: the connection closed mid-stream", host=self.host)
         if FAIL_MARK in text or status != 0:
             raise _remote_error(self.host, self.path, text, status)
+        self._check_rest(extra)
 
     async def abort(self) -> None:
         if self._proc is not None:
@@ -286,6 +360,16 @@ class RemoteSource(Source):
 
 
 class LocalSource(Source):
+    """A file on this machine.
+
+    Its reads are not watched for stalls: a local read that hangs is stuck in the kernel (a
+    failing disk, a hard NFS mount), where the worker thread that runs it cannot be cancelled
+    and closing the file waits for that thread, so failing the read would free nothing, and
+    a retry would read the same disk.
+    """
+
+    watch_stall = False
+
     def __init__(self, path: str, *, offset: int = 0):
         self.path, self.offset, self.name = path, offset, path
         self._fh: BinaryIO | None = None
@@ -315,6 +399,7 @@ class LocalSource(Source):
 
 class StdinSource(Source):
     name = "-"
+    watch_stall = False  # the writer of a pipe may take as long as it likes
 
     def __init__(self, stream: BinaryIO | None = None):
         self.stream = stream or sys.stdin.buffer

@@ -962,6 +962,7 @@ class _Runner:
                 assert ctx is not None
                 hashes = self.plan.digest_site == "source" and argv is None
                 tool = digest_argv(self.job.verify, self.plan.source.tools) if hashes else None
+                size = self.plan.source.size
                 return OpenSSHSource(
                     ctx,
                     ep.host,
@@ -969,6 +970,8 @@ class _Runner:
                     offset=offset,
                     compress_argv=argv,
                     digest=(self.job.verify, tool) if tool is not None else None,
+                    # its stream's end waits for the hash: it ends when the file has arrived
+                    length=size - offset if tool is not None and size is not None else None,
                 )
             names = self.tree.stdin() if self.tree is not None else None
             if is_dir:

@@ -38,7 +38,7 @@ class CopyJob:
     checkpoint_interval: int = 64 * MiB
     retries: int = 3
     fail_fast: bool = False
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT  # seconds a destination may take nothing; 0: off
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT  # seconds an end may move nothing; 0: off
     rate_limit: float | None = None
     parallel: int = 1
     buffer: int = 16 * MiB
@@ -188,7 +188,8 @@ def job_schema() -> dict[str, Any]:
             "maximum": MAX_STALL_TIMEOUT,
             "default": DEFAULT_STALL_TIMEOUT,
             "description": "seconds a destination may take no data before it fails (retryable)"
-            " and the others go on; 0: no limit",
+            " and the others go on, and a remote source may send none before the attempt fails"
+            " (retryable); 0: no limit",
         },
         "rate_limit": {
             "anyOf": [

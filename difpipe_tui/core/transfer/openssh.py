@@ -83,7 +83,6 @@ PIPE_SIZE = 1024 * 1024
 MIN_VERSION = (7, 6)  # StrictHostKeyChecking accept-new; ProxyJump came in 7.3
 ASKPASS_FORCE_VERSION = (8, 4)  # SSH_ASKPASS_REQUIRE=force
 CONTROL_PERSIST = 60  # seconds an idle master outlives its last leg (and a crashed orchestrator)
-SOURCE_FINISH_TIMEOUT = 60.0
 SINK_FINISH_TIMEOUT = 300.0
 ABORT_TIMEOUT = 5.0
 CONTROL_TIMEOUT = 10.0  # ssh -O check / exit
@@ -954,8 +953,8 @@ class _Leg:
         self.err: IO[bytes] | None = None
         self.out: IO[bytes] | None = None
         self.eof = False
-        self.moved = 0  # bytes through our end of the pipe
-        self.blocked = False  # a splice waits for room in this leg's pipe
+        self.moved = 0  # bytes through our end of the pipe (read from it, or written into it)
+        self.blocked = False  # a splice waits on this leg's pipe: for data, or for room
         self._aborted = False
         self._io = threading.Lock()  # held by the worker thread during each read/write
         self._wake_r, self._wake_w = os.pipe()
@@ -998,6 +997,7 @@ class _Leg:
                     break
                 parts.append(part)
                 got += len(part)
+                self.moved += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def write_all(self, data: bytes) -> None:
@@ -1116,6 +1116,7 @@ class OpenSSHSource(RemoteSource):
         offset: int = 0,
         compress_argv: list[str] | None = None,
         digest: tuple[str, list[str]] | None = None,
+        length: int | None = None,
     ):
         pool: SSHPool = ctx.pool  # type: ignore[assignment]  # unused: the stream is ssh's
         super().__init__(
@@ -1125,17 +1126,27 @@ class OpenSSHSource(RemoteSource):
             offset=offset,
             compress_argv=compress_argv,
             digest_argv=digest[1] if digest else None,
+            length=length,
         )
         self.digest_algo = digest[0] if digest else None
         self.ctx = ctx
         self._leg: _Leg | None = None
 
     async def open(self) -> None:
+        self._opened = time.monotonic()
         self._leg = await self.ctx._start_leg(
             self.host, self.command_line(), feed=False, digest=False
         )
 
+    def received(self) -> int | None:
+        """What came out of ssh's pipe, counted as each piece of a read arrives."""
+        return self._leg.moved if self._leg is not None else None
+
     async def read(self, n: int) -> bytes:
+        n = self.wanted(n)
+        return await self._read_pipe(n) if n else b""
+
+    async def _read_pipe(self, n: int) -> bytes:
         assert self._leg is not None
         try:  # whole chunks, like RemoteSource: fewer, larger writes downstream
             return await asyncio.to_thread(self._leg.read_exact, n)
@@ -1146,16 +1157,27 @@ class OpenSSHSource(RemoteSource):
                 f"{self.path}: cannot read the stream: {exc}", host=self.host
             ) from exc
 
+    async def _rest(self) -> tuple[int, int]:
+        """Read the pipe to its end, then wait for ssh: (bytes that followed the stream's
+        :attr:`length`, ssh's exit status)."""
+        assert self._leg is not None and self._leg.proc is not None
+        extra = 0
+        while part := await self._read_pipe(PIPE_SIZE):
+            extra += len(part)
+        return extra, await self._leg.proc.wait()
+
     async def finish(self) -> None:
         leg = self._leg
         assert leg is not None
-        status = await leg.wait(SOURCE_FINISH_TIMEOUT)
         try:
-            if status is None:
+            try:
+                extra, status = await asyncio.wait_for(self._rest(), self.finish_timeout())
+            except TimeoutError:
                 await leg.abort()
-                raise NetworkError("the source did not finish", host=self.host)
+                raise NetworkError("the source did not finish", host=self.host) from None
             if status != 0 or FAIL_MARK in leg.stderr_text():
                 raise await leg.failure(self.path, status)
+            self._check_rest(extra)
             if self.digest_algo is not None:
                 self.digest = source_digest_output(leg.stderr_text(), self.digest_algo)
                 if self.digest is None:

@@ -65,6 +65,10 @@ async def sample_sftp(pool: SSHPool, host: str, path: str, n: int = 65536) -> by
 
 
 class SftpSource(Source):
+    """Reads the file in requests of the relay's chunk. asyncssh shows no progress of a read
+    until it ends, so :meth:`received` stays None: each read (up to 1 MiB) must end within
+    the stall timeout."""
+
     def __init__(self, pool: SSHPool, host: str, path: str, *, offset: int = 0):
         self.pool, self.host, self.path = pool, host, path
         self.pos = offset

@@ -24,7 +24,7 @@ from ..errors import DifpipeError, NetworkError
 from .ends import FAIL_MARK, Sink, Source
 from .openssh import ABORT_TIMEOUT, OpenSSHSink, OpenSSHSource, _Aborted, _Leg
 from .ratelimit import TokenBucket
-from .stall import DEFAULT_STALL_TIMEOUT, stall_error, watched
+from .stall import DEFAULT_STALL_TIMEOUT, SourceStall, stall_error, watched
 from .stream import CHUNK, RelayOutcome, SinkState
 
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
@@ -64,6 +64,16 @@ def _wait(fd: int, event: int, wake: tuple[int, int]) -> None:
             raise _Aborted
 
 
+def _wait_on(leg: _Leg, event: int, wake: tuple[int, int]) -> None:
+    """:func:`_wait` for ``leg``'s pipe, with :attr:`_Leg.blocked` set meanwhile."""
+    assert leg.fd is not None
+    leg.blocked = True
+    try:
+        _wait(leg.fd, event, wake)
+    finally:
+        leg.blocked = False
+
+
 def _ready(fd: int, event: int) -> bool:
     poller = select.poll()
     poller.register(fd, event)
@@ -91,19 +101,16 @@ def splice_chunk(src: _Leg, dst: _Leg, n: int) -> tuple[int, bool]:
                 k = os.splice(src.fd, dst.fd, n - moved, flags=_FLAGS)
             except BlockingIOError:  # whole chunks, like OpenSSHSource.read: fewer wake-ups
                 if not _ready(src.fd, select.POLLIN):
-                    _wait(src.fd, select.POLLIN, wake)
+                    _wait_on(src, select.POLLIN, wake)
                 else:
-                    dst.blocked = True
-                    try:
-                        _wait(dst.fd, select.POLLOUT, wake)
-                    finally:
-                        dst.blocked = False
+                    _wait_on(dst, select.POLLOUT, wake)
                 time.sleep(GATHER)
                 continue
             if k == 0:
                 src.eof = True
                 return moved, True
             moved += k
+            src.moved += k
             dst.moved += k
     return moved, False
 
@@ -115,8 +122,9 @@ class SpliceRelay:
     seconds (``chunk`` to :data:`MAX_CHUNK` bytes): fewer hand-offs to a worker thread on a
     fast link, while pause and stop still act within a fraction of a second on a slow one.
     When the destination's pipe takes nothing for ``stall_timeout`` seconds while data waits
-    for it, the destination fails as in :class:`~.stream.Relay` (waiting for the source never
-    counts).
+    for it, the destination fails as in :class:`~.stream.Relay`; when the source's pipe gives
+    nothing for as long, the run fails with the source's stall. Only a wait on either pipe
+    counts: not a pause, nor the rate limit.
     """
 
     def __init__(
@@ -167,25 +175,33 @@ class SpliceRelay:
         chunk = self.chunk
         ticks = itertools.count()
 
-        def progress() -> int:  # only a wait on the destination's pipe can be a stall
-            return dst.moved if dst.blocked else -next(ticks) - 1
+        def progress() -> int:  # only a wait on either pipe can be a stall
+            return dst.moved if src.blocked or dst.blocked else -next(ticks) - 1
 
-        def stalled() -> NetworkError:
-            return stall_error(self.sink.name, self.stall_timeout, self.sink.host)
+        def stalled() -> NetworkError:  # the pipe the splice waits on tells whose stall it is
+            if dst.blocked:
+                return stall_error(self.sink.name, self.stall_timeout, self.sink.host)
+            return stall_error(self.source.name, self.stall_timeout, self.source.host, source=True)
 
         while True:
             await self.running.wait()
             if self._stop:
                 stopped = True
                 break
+            want = self.source.wanted(chunk)
+            if not want:  # the stream's length has arrived: the source's hash may still run
+                eof = True
+                break
             began = time.monotonic()
             try:
                 moved, eof = await watched(
-                    asyncio.to_thread(splice_chunk, src, dst, chunk),
+                    asyncio.to_thread(splice_chunk, src, dst, want),
                     progress,
                     self.stall_timeout,
                     stalled,
                 )
+            except SourceStall:  # nothing to send: the run ends
+                raise
             except NetworkError as err:  # a stall: only the destination's stream ends
                 self.state.error = err
                 await self.sink.abort()

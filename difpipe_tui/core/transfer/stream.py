@@ -4,7 +4,8 @@ Each destination has a writer task and a bounded queue. The reader waits wheneve
 full, so memory stays bounded by ``buffer`` per destination whatever the file size, and a
 slow destination paces the stream instead of filling RAM. A destination that fails is dropped
 and the others go on. A destination that takes no bytes for ``stall_timeout`` seconds fails
-(see :mod:`.stall`), so a cut link cannot hold the others back for longer than that.
+(see :mod:`.stall`), so a cut link cannot hold the others back for longer than that; a source
+that sends none for as long ends the run with a retryable error.
 
 With ``fail_fast`` the first destination that fails ends the stream for all of them:
 :attr:`RelayOutcome.halted` names it, and nothing is landed.
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..errors import DifpipeError, NetworkError
 from .codecs import Decompressor, Transformer
@@ -30,6 +32,8 @@ from .stall import DEFAULT_STALL_TIMEOUT, stall_error, watched
 from .verify import hash_piece, new_hasher
 
 CHUNK = 1024 * 1024
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -130,7 +134,7 @@ class Relay:
                     break
                 if self.halted is not None:
                     break
-                wire = await self.source.read(self.chunk)
+                wire = await self._read()
                 if not wire:
                     eof = True
                     break
@@ -281,14 +285,27 @@ class Relay:
                 if self.on_checkpoint is not None:
                     self.on_checkpoint(st.sink, offset, digest)
 
+    async def _read(self) -> bytes:
+        """One read, failed as a stall when the source sends nothing for too long."""
+        source = self.source
+        return await self._watched(source.read(self.chunk), source, source.received, source=True)
+
     async def _write(self, sink: Sink, payload: bytes) -> None:
         """One write, failed as a stall when the destination takes nothing for too long."""
-        timeout = self.stall_timeout if sink.watch_stall else 0
-        await watched(
-            sink.write(payload),
-            sink.taken,
-            timeout,
-            lambda: stall_error(sink.name, timeout, getattr(sink, "host", None)),
+        await self._watched(sink.write(payload), sink, sink.taken, source=False)
+
+    async def _watched(
+        self,
+        op: Awaitable[T],
+        end: Source | Sink,
+        progress: Callable[[], int | None],
+        *,
+        source: bool,
+    ) -> T:
+        timeout = self.stall_timeout if end.watch_stall else 0
+        host = getattr(end, "host", None)
+        return await watched(
+            op, progress, timeout, lambda: stall_error(end.name, timeout, host, source=source)
         )
 
     async def _dead(self, st: SinkState, err: DifpipeError) -> None:

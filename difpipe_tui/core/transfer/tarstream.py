@@ -155,7 +155,14 @@ class RemoteTarSink(RemoteSink):
 
 class LocalTarSource(Source):
     """``tar -cf -`` of a local directory, run on this machine; with ``names``, only those
-    entries (a resumed copy)."""
+    entries (a resumed copy).
+
+    Like :class:`~.ends.LocalSource`, not watched for stalls: a hang here is in this machine's
+    own disk, where a tar stuck in uninterruptible I/O can outlive the kill that would end the
+    attempt (and :meth:`abort` waits for it).
+    """
+
+    watch_stall = False
 
     def __init__(self, path: str, names: bytes | None = None):
         self.path, self.names = path, names

@@ -1,0 +1,234 @@
+"""A source that stops sending, on the real-sshd lab: the copy fails after the stall timeout.
+
+The remote ``cat`` of the source is stopped (SIGSTOP) mid-stream. SSH keepalives are off and
+the connection is healthy, so without the stall timeout the copy would wait forever; with
+``stall_timeout=2`` it fails a few seconds later with a retryable network error that names the
+source, lands nothing and keeps its checkpoints, and with retries it continues from them.
+What must not trip it: a source that is slow but sending (a capped link), and a source host
+whose hash of what it sent ends well after the stream (the stream ends at the file's length).
+
+The cases run over the three ways a remote source is read: an asyncssh channel (the relay),
+an ``ssh`` process whose pipe is spliced into the destination's (one OpenSSH destination), and
+an ``ssh`` process read by the relay (two destinations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import psutil
+import pytest
+
+from difpipe_tui.cli_copy import exit_code_for
+from difpipe_tui.core.config import load_config
+from difpipe_tui.core.errors import ExitCode
+from difpipe_tui.core.transfer import engine, splice
+from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSource
+from difpipe_tui.core.transfer.openssh import OpenSSHSource
+from tests.integration.test_copy import TRANSPORTS, MiB, random_file, sha
+from tests.integration.test_openssh_legs import Env, remote_processes
+
+STALL = 2.0
+WAIT = 30.0  # seconds before a copy that never ends fails the test
+
+OPENSSH = TRANSPORTS[1].marks
+WAYS = [
+    pytest.param("asyncssh", 1, id="asyncssh"),
+    pytest.param("openssh", 1, id="openssh-spliced", marks=OPENSSH),
+    pytest.param("openssh", 2, id="openssh-relay", marks=OPENSSH),
+]
+
+
+@pytest.fixture
+def workdirs(lab):
+    with lab.scratch_dirs("srcstall", ("edge", "cloud", "storage")) as made:
+        yield made
+
+
+@pytest.fixture
+def spliced(monkeypatch):
+    """The sizes of the splice calls made (none: the bytes went through the relay)."""
+    calls: list[int] = []
+    real = splice.splice_chunk
+    monkeypatch.setattr(
+        splice, "splice_chunk", lambda src, dst, n: calls.append(n) or real(src, dst, n)
+    )
+    return calls
+
+
+@contextlib.contextmanager
+def stoppable(path) -> Iterator[Callable[[], None]]:
+    """Yields a function that stops (SIGSTOP) the remote ``cat`` of ``path`` streaming now;
+    at the end every such ``cat`` is continued and killed."""
+    stopped: list[psutil.Process] = []
+
+    def stop() -> None:
+        (cat,) = remote_processes(["cat", "--", str(path)])
+        cat.suspend()
+        stopped.append(cat)
+
+    try:
+        yield stop
+    finally:
+        for cat in stopped:
+            with contextlib.suppress(psutil.Error):
+                cat.resume()
+                cat.kill()
+
+
+def destinations(workdirs, fanout: int) -> tuple[str, ...]:
+    return tuple(f"{host}:{workdirs[host]}/" for host in ("cloud", "storage")[:fanout])
+
+
+async def until(check, what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} after {timeout:g} s"
+        await asyncio.sleep(0.05)
+
+
+def stall_config(h):
+    return load_config(h.write_config("srcstall.toml", connect_timeout=2.0, keepalive_interval=0))
+
+
+async def stop_mid_stream(h, pool, workdirs, src, stop, fanout: int, *, retries: int):
+    """Start a copy of ``src`` at 8 MiB/s; once 4 MiB have gone, :func:`stoppable`'s ``stop``.
+    The copy's handle."""
+    handle = await h.start(
+        pool,
+        source=f"edge:{src}",
+        destinations=destinations(workdirs, fanout),
+        stall_timeout=STALL,
+        retries=retries,
+        rate_limit=8 * MiB,
+        checkpoint_interval=MiB,
+    )
+    await until(lambda: any(e.bytes >= 4 * MiB for e in h.kinds("transfer.progress")), "progress")
+    stop()
+    return handle
+
+
+@pytest.mark.parametrize(("h", "fanout"), WAYS, indirect=["h"])
+async def test_a_stopped_source_fails_the_copy_after_the_stall_timeout(
+    h, workdirs, spliced, fanout
+):
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "s.bin", 32 * MiB)
+    with stoppable(src) as stop:
+        async with h.pool() as pool:
+            handle = await stop_mid_stream(h, pool, workdirs, src, stop, fanout, retries=0)
+            stopped = time.monotonic()
+            result = await asyncio.wait_for(handle.wait(), WAIT)
+            waited = time.monotonic() - stopped
+    assert result.status == "failed", result
+    assert exit_code_for(result) == ExitCode.NETWORK
+    for d in result.destinations:
+        assert d.error.startswith(f"edge:{src}: no data for 2 s (the source sent nothing)"), d
+        assert d.exit_code == ExitCode.NETWORK
+    assert waited < STALL + 8, waited  # what the pipes and windows held, then the timeout
+    for host in ("cloud", "storage")[:fanout]:
+        assert not (workdirs[host] / "s.bin").exists()
+        assert (workdirs[host] / f"s.bin{PART_SUFFIX}").exists()
+    kept = h.store.get_checkpoints(result.transfer_id)
+    assert len(kept) == fanout and all(cp.offset >= MiB for cp in kept), kept
+    assert bool(spliced) == (h.transport == "openssh" and fanout == 1)
+
+
+@pytest.mark.parametrize(("h", "fanout"), WAYS[:2], indirect=["h"])
+async def test_after_a_source_stall_the_copy_retries_from_its_checkpoint(h, workdirs, fanout):
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "r.bin", 24 * MiB)
+    with stoppable(src) as stop:
+        async with h.pool() as pool:
+            handle = await stop_mid_stream(h, pool, workdirs, src, stop, fanout, retries=1)
+            result = await asyncio.wait_for(handle.wait(), WAIT)
+    assert result.status == "done", result
+    (retry,) = h.kinds("transfer.retry")
+    assert "no data for 2 s (the source sent nothing)" in retry.reason
+    (resumed,) = h.kinds("transfer.resume")
+    assert resumed.offset >= MiB
+    assert sha(workdirs["cloud"] / "r.bin") == sha(src) == result.destinations[0].digest
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(("h", "fanout"), WAYS, indirect=["h"])
+async def test_a_slow_source_that_still_sends_is_not_a_stall(lab, h, workdirs, fanout):
+    """edge's link carries ~500 KB/s: each 1 MiB read of the stream takes about 2 s, longer
+    than the stall timeout, while the bytes keep arriving."""
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "slow.bin", 2 * MiB)
+    lab.cap("edge", "4mbit")
+    result = await asyncio.wait_for(
+        h.copy(
+            source=f"edge:{src}",
+            destinations=destinations(workdirs, fanout),
+            stall_timeout=1.0,
+            retries=0,
+        ),
+        WAIT,
+    )
+    assert result.status == "done", result
+    assert result.seconds > 3  # the cap held: reads were longer than the timeout
+    assert sha(workdirs["cloud"] / "slow.bin") == sha(src)
+
+
+@pytest.fixture
+async def env(lab, tmp_path):
+    made = Env(lab, tmp_path)
+    yield made
+    await made.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_source_stream_ends_before_the_hosts_hash_of_it(env, workdirs, transport):
+    """The host's hash of what it sends runs beside the stream; here it takes 3 s more, and
+    sshd holds the channel's end until it is done. The stream of a source that knows its
+    length ends when the file has arrived, and :meth:`finish` then waits for the hash."""
+    pool, ctx = env.open()
+    size = 4 * MiB
+    src = random_file(workdirs["edge"] / "h.bin", size)
+    slow = ["sh", "-c", "sleep 3; exec sha256sum"]
+    if transport == "openssh":
+        source = OpenSSHSource(ctx, "edge", str(src), digest=("sha256", slow), length=size)
+    else:
+        source = RemoteSource(pool, "edge", str(src), digest_argv=slow, length=size)
+    await source.open()
+    began = time.monotonic()
+    sent = bytearray()
+    while chunk := await asyncio.wait_for(source.read(MiB), WAIT):
+        sent += chunk
+    streamed = time.monotonic() - began
+    await asyncio.wait_for(source.finish(), WAIT)
+    finished = time.monotonic() - began
+    assert sent == src.read_bytes()
+    assert streamed < 2 <= finished, (streamed, finished)
+    if transport == "openssh":
+        assert source.digest == sha(src)
+
+
+@pytest.mark.parametrize("h", TRANSPORTS[1:], indirect=True)
+async def test_a_slow_hash_on_the_source_host_is_not_a_stall(h, workdirs, spliced, monkeypatch):
+    """A spliced copy: the source host hashes what it sends, here 4 s after the file has
+    gone, longer than the stall timeout. The copy waits for the digest and lands."""
+    real = engine.digest_argv
+    monkeypatch.setattr(
+        engine,
+        "digest_argv",
+        lambda algo, tools: ["sh", "-c", "sleep 4; exec " + " ".join(real(algo, tools))],
+    )
+    src = random_file(workdirs["edge"] / "slowhash.bin", 4 * MiB)
+    result = await asyncio.wait_for(
+        h.copy(
+            source=f"edge:{src}",
+            destinations=(f"cloud:{workdirs['cloud']}/",),
+            stall_timeout=1.0,
+            retries=0,
+        ),
+        WAIT,
+    )
+    assert result.status == "done", result
+    assert spliced and result.seconds >= 4
+    assert result.destinations[0].digest == sha(src) == sha(workdirs["cloud"] / "slowhash.bin")

@@ -1,4 +1,4 @@
-from difpipe_tui.cli import run
+from difpipe_tui.entry import run
 
 if __name__ == "__main__":
     run()

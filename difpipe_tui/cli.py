@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import gc
 import json
 import logging
 import os
@@ -327,6 +328,7 @@ def _console(args: argparse.Namespace) -> int:
     """``difpipe`` with no command on a terminal: the console (Textual is imported only here)."""
     from .app import build_app
 
+    startup_done()
     build_app(config_path=args.config, readonly=args.readonly, theme=args.theme).run()
     return ExitCode.OK
 
@@ -370,6 +372,14 @@ def run() -> None:
     sys.exit(code)
 
 
+def startup_done() -> None:
+    """A command's modules are loaded: keep their objects out of the collector's walks, and
+    turn it back on where the entry point (:mod:`.entry`) turned it off."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack on stderr, for a hang
         with contextlib.suppress(OSError, ValueError):  # a stderr with no file descriptor
@@ -392,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         command = COMMANDS.get((args.command, getattr(args, "action", None)))
         if command is None:
             raise UsageError(f"difpipe {args.command}: an action is required", hint="see --help")
+        command = getattr(command, "load", lambda: command)()
+        startup_done()
         code = int(command(args))
         _finished.append(args.command)
         return code

@@ -197,10 +197,14 @@ def _job_args(p: argparse.ArgumentParser, *, resume: bool = False) -> None:
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     """``module.name``, imported when the command runs: parsing and ``--help`` need none."""
 
+    def load() -> Callable[[argparse.Namespace], int]:
+        return getattr(importlib.import_module(module, __package__), name)
+
     def command(args: argparse.Namespace) -> int:
-        return getattr(importlib.import_module(module, __package__), name)(args)
+        return load()(args)
 
     command.__name__ = command.__qualname__ = name
+    command.load = load  # type: ignore[attr-defined]  # cli.main loads it before it runs
     return command
 
 

@@ -249,7 +249,8 @@ def test_a_sink_that_hashes_prints_the_digest_of_what_it_writes(algo, offset, to
     assert parse_digest_output(run.stdout.decode(), algo) == expected.hexdigest()
 
 
-def test_a_tree_sink_that_hashes_extracts_and_prints_the_digest_of_the_stream(tmp_path):
+@pytest.mark.parametrize("tools", SINK_TOOLS)
+def test_a_tree_sink_that_hashes_extracts_and_prints_the_digest_of_the_stream(tools, tmp_path):
     """The stream command of a directory sink asked to hash: the staging directory gets the
     tree, stdout the digest of exactly the tar stream it was given."""
     needs_binary("openssl")
@@ -259,8 +260,9 @@ def test_a_tree_sink_that_hashes_extracts_and_prints_the_digest_of_the_stream(tm
     (tree / "a.bin").write_bytes(os.urandom(300_000))
     (tree / "sub dir" / "-b $(x)").write_bytes(os.urandom(70_000))
     stream = subprocess.run(["tar", "-C", str(tree), "-cf", "-", "."], capture_output=True)
-    sink = RemoteTarSink(None, "h", str(tmp_path / "dst"), algo="sha256", tools={"openssl"})
+    sink = RemoteTarSink(None, "h", str(tmp_path / "dst"), algo="sha256", tools=tools)
     line = sink.command_line()
+    assert ("python3 " in line) == ("python3" in tools)
     run = subprocess.run(["sh", "-c", line], input=stream.stdout, capture_output=True)
     assert run.returncode == 0, run.stderr
     part = Path(sink.part)
@@ -476,3 +478,22 @@ async def test_hash_piece_hashes_in_order_and_lets_the_loop_run():
         want.update(piece)
     assert hasher.hexdigest() == want.hexdigest()
     assert during > 1
+
+
+@pytest.mark.parametrize("tools", SINK_TOOLS)
+def test_a_tree_sink_whose_tar_fails_says_so_and_prints_no_digest(tools, tmp_path):
+    """tar cannot extract (its directory is gone): the stage is reported and the command ends
+    (nothing waits on a reader that left)."""
+    needs_binary("openssl")
+    needs_binary("tar")
+    tree = tmp_path / "src"
+    tree.mkdir()
+    (tree / "a.bin").write_bytes(os.urandom(3_000_000))
+    stream = subprocess.run(["tar", "-C", str(tree), "-cf", "-", "."], capture_output=True)
+    sink = RemoteTarSink(None, "h", str(tmp_path / "dst"), algo="sha256", tools=tools)
+    sink.part = str(tmp_path / "gone" / "dst.part")
+    line = sink.stream_line().replace(sink.part + ".fifo", str(tmp_path / "f.fifo"))
+    run = subprocess.run(["sh", "-c", line], input=stream.stdout, capture_output=True, timeout=30)
+    assert b"difpipe-fail write" in run.stderr
+    if "python3" in tools:  # it stops at its failed write, before any digest
+        assert run.stdout == b""

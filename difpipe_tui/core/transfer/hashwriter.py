@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from ..remote import command
 
-__all__ = ["SCRIPT", "writer_command"]
+__all__ = ["SCRIPT", "feeder_command", "writer_command"]
 
-#: argv: ALGO PATH MODE, MODE ``a`` appends (a resumed stream), anything else truncates.
-#: The part file exists already: the sink's command creates or cuts it first.
+#: argv: ALGO PATH MODE, MODE ``a`` appends (a resumed stream), ``3`` writes to the open file
+#: descriptor 3 (a pipe into ``tar -x``; PATH only names it in errors), anything else
+#: truncates. The part file exists already: the sink's command creates or cuts it first.
 SCRIPT = """\
 import hashlib, os, sys
 def main():
@@ -33,7 +34,10 @@ def main():
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     try:
-        fd = os.open(path, os.O_WRONLY | (os.O_APPEND if mode == "a" else os.O_TRUNC))
+        if mode == "3":
+            fd = 3
+        else:
+            fd = os.open(path, os.O_WRONLY | (os.O_APPEND if mode == "a" else os.O_TRUNC))
     except OSError as exc:
         sys.stderr.write("%s: %s\\n" % (path, exc.strerror or exc))
         return 1
@@ -71,3 +75,9 @@ def writer_command(algo: str, part: str, *, append: bool) -> str:
     """The shell words that run :data:`SCRIPT` for ``algo`` into ``part``."""
     mode = "a" if append else "t"
     return command("python3", "-E", "-S", "-c", SCRIPT, _HASHLIB_NAME[algo], part, mode)
+
+
+def feeder_command(algo: str) -> str:
+    """The shell words that run :data:`SCRIPT` for ``algo`` into file descriptor 3 (the
+    caller's line opens it on a pipe): the digest still comes on stdout."""
+    return command("python3", "-E", "-S", "-c", SCRIPT, _HASHLIB_NAME[algo], "tar's input", "3")

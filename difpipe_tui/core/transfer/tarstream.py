@@ -19,6 +19,7 @@ from ..errors import DifpipeError, LocalIOError
 from ..remote import command, quote_arg
 from ..ssh import SSHPool
 from .ends import RemoteSink, RemoteSource, Sink, Source, _guard, _must
+from .hashwriter import feeder_command
 from .treeresume import Listing, list_local, list_remote, remove_remote
 from .verify import hash_piece, new_hasher
 
@@ -116,6 +117,11 @@ class RemoteTarSink(RemoteSink):
         drain = _guard(command(*self.decompress_argv), "decompress") if self.decompress_argv else ""
         if not self.digest_argv:
             return f"{drain} | {extract}" if drain else extract
+        if "python3" in self.tools:
+            # One process reads sshd's pipe, hashes it and feeds tar through descriptor 3, the
+            # digest on the session's stdout (4): one pipe less than cat | tee, and no fifo.
+            feed = _guard(feeder_command(self.algo) + " 3>&1 1>&4", "write")
+            return "{ " + " | ".join(s for s in (drain, feed, extract) if s) + "; } 4>&1"
         # tee reads 8 KiB at a time: something in front drains sshd's pipe in large reads
         # (see RemoteSink.stream_line)
         head = (drain or _guard("cat", "receive")) + " | "

@@ -87,3 +87,15 @@ def test_asyncssh_starts_without_x509_and_keeps_ssh_certificates():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "ssh-ed25519-cert-v01@openssh.com"]
+
+
+def test_the_library_lookup_lists_each_directory_once(tmp_path, monkeypatch):
+    (tmp_path / "libnettle.so.8").write_bytes(b"")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
+    listed = []
+    real = difpipe_tui.core.os.listdir
+    monkeypatch.setattr(difpipe_tui.core.os, "listdir", lambda d: listed.append(d) or real(d))
+    difpipe_tui.core._names_in.cache_clear()
+    found = [difpipe_tui.core._find_library_fast(n) for n in ("oqs", "liboqs", "nettle")]
+    assert found[2] == str(tmp_path / "libnettle.so.8")
+    assert len(listed) == len(set(listed)) >= 1

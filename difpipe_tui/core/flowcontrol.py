@@ -1,4 +1,5 @@
-"""Bounded receive windows and batched socket writes for asyncssh connections.
+"""asyncssh's data path, lighter: bounded receive windows, batched socket writes, no needless
+packets or log lines.
 
 asyncssh (2.24) re-opens a channel's whole receive window each time it hands one buffered
 packet to the application, even while the packets received during a pause still wait in the
@@ -21,6 +22,10 @@ plaintext; an AEAD cipher (AES-GCM, ChaCha20-Poly1305: what DifPipe negotiates) 
 nonce for every packet and needs no such shield. On those, :func:`install` leaves it out: one
 packet less to build, encrypt and send for each packet of data (32 KiB), and one less for the
 peer to decrypt.
+
+Last, asyncssh formats a log line for every packet it sends or receives (names, sizes, the
+payload) before its logger finds that packet logging (debug level 3) is off; :func:`install`
+skips that work unless it is on.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import contextlib
 from asyncssh import channel as _channel
 from asyncssh import connection as _connection
 from asyncssh import encryption as _encryption
+from asyncssh import logging as _logging
+from asyncssh import packet as _packet
 from asyncssh.misc import ProtocolError
 
 _installed = False
@@ -88,6 +95,15 @@ def _send_packet_unshielded(self, pkttype, *args, handler=None):  # type: ignore
         _send_packet(self, pkttype, *args, handler=handler)
 
 
+_log_packet = _packet.SSHPacketLogger._log_packet
+
+
+def _log_packet_when_asked(self, msg, pkttype, pktid, packet, note):  # type: ignore[no-untyped-def]
+    """asyncssh's packet log line, built only when packet logging is on."""
+    if _logging.SSHLogger._debug_level >= 3:
+        _log_packet(self, msg, pkttype, pktid, packet, note)
+
+
 def install() -> bool:
     """Apply the bounded delivery and the batched writes once; False (and no change) on an
     asyncssh without the methods they replace."""
@@ -102,5 +118,7 @@ def install() -> bool:
         conn._send = _send  # type: ignore[method-assign]
         if _AEAD:
             conn.send_packet = _send_packet_unshielded  # type: ignore[method-assign]
+        if hasattr(_logging.SSHLogger, "_debug_level"):
+            _packet.SSHPacketLogger._log_packet = _log_packet_when_asked  # type: ignore[method-assign]
         _installed = True
     return True

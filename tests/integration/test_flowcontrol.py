@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
+from asyncssh.logging import SSHLogger
 
 from difpipe_tui.core import flowcontrol
 from difpipe_tui.core.config import load_config
@@ -116,3 +118,28 @@ async def test_a_ctr_cipher_keeps_them(lab, tmp_path, monkeypatch):
     sent, cipher = await _packet_types_sent(lab, tmp_path, monkeypatch, ("aes128-ctr",))
     assert cipher == "aes128-ctr"
     assert sent.count(MSG_IGNORE) >= sent.count(MSG_CHANNEL_DATA) >= 64
+
+
+async def test_packet_log_lines_are_built_only_when_packet_logging_is_on(
+    lab, tmp_path, monkeypatch, caplog
+):
+    """asyncssh builds a log line per packet; at debug level 3 it still logs them all."""
+    assert flowcontrol.install()
+    built: list[int] = []
+    real = flowcontrol._log_packet
+
+    def counting(self, msg, pkttype, pktid, packet, note):
+        built.append(pkttype)
+        real(self, msg, pkttype, pktid, packet, note)
+
+    monkeypatch.setattr(flowcontrol, "_log_packet", counting)
+    config = load_config(lab.write_config(tmp_path / "difpipe.toml"))
+    async with SSHPool(config, known_hosts_file=tmp_path / "kh") as pool:
+        await pool.connect("edge")
+        await pool.run("edge", "head -c 100000 /dev/zero")
+        assert built == []
+        monkeypatch.setattr(SSHLogger, "_debug_level", 3)
+        with caplog.at_level(logging.DEBUG, logger="asyncssh"):
+            await pool.run("edge", "head -c 100000 /dev/zero")
+    assert MSG_CHANNEL_DATA in built
+    assert any("MSG_CHANNEL_DATA" in r.getMessage() for r in caplog.records)

@@ -11,6 +11,10 @@ does, so the sink reads either the same way.
 Measured on the loopback lab (1 GiB relay, sha256, 2 cores shared by every process): the
 destination's processes spend ~2.4 CPU-s instead of ~3.8, and the relay takes ~15 % less time.
 
+A directory's destination runs the same script as :func:`feeder_command`: it writes into
+``tar -x`` on a pipe instead of a file (~0.32 CPU-s instead of ~0.41 for a 46 MB tar stream of
+10,000 files, against ``cat | tee FIFO | tar`` with ``openssl dgst < FIFO``).
+
 The script is a constant; the algorithm, the path and the mode are its arguments, quoted like
 every remote argument. It runs on any Python 3 from 3.3 on, without ``site`` or ``PYTHON*``
 variables (``-E -S``: it starts in ~10 ms and nothing of the host's environment changes it).

@@ -29,7 +29,7 @@ from .ends import (
 )
 from .job import CopyJob
 from .sftp import sample_sftp, sftp_inspect
-from .tarstream import local_dir_size, parse_dir_size, remote_dir_size
+from .tarstream import SIZE_FUNCTION, local_dir_size, parse_dir_size, remote_dir_size
 from .verify import digest_argv
 
 if TYPE_CHECKING:
@@ -124,19 +124,21 @@ class Plan:
 # The survey: ONE command per remote host at the start of a plan, instead of one per question.
 # $@ = pairs OP PATH, answered in order, each after a line "@ OP INDEX":
 #   inspect  the lines of ends.INSPECT_FUNCTION (kind and size, parent, free space)
-#   size     "bytes N" and "files N" when PATH is a directory (nothing otherwise)
+#   size     "bytes N" and "files N" when PATH is a directory (tarstream.SIZE_FUNCTION)
 #   sample   the first 64 KiB, raw, of the file or of the directory's tar stream: always last
 # A constant script: the paths reach it only as quoted positional arguments.
-SURVEY = INSPECT_FUNCTION + (
-    "i=0; while [ $# -ge 2 ]; do op=$1; p=$2; shift 2; i=$((i + 1)); "
-    'printf "@ %s %s\\n" "$op" "$i"; case $op in '
-    'inspect) insp "$p" ;; '
-    'size) if [ -d "$p" ]; then '
-    '{ du -sk -- "$p" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; } & '
-    'n=$(find "$p" -type f 2>/dev/null | wc -l); wait; printf "files %s\\n" $((n)); fi ;; '
-    'sample) if [ -d "$p" ]; then tar -C "$p" -cf - . 2>/dev/null | head -c 65536; '
-    'elif [ -f "$p" ]; then head -c 65536 -- "$p" 2>/dev/null; fi ;; '
-    "esac; done; exit 0"
+SURVEY = (
+    INSPECT_FUNCTION
+    + SIZE_FUNCTION
+    + (
+        "i=0; while [ $# -ge 2 ]; do op=$1; p=$2; shift 2; i=$((i + 1)); "
+        'printf "@ %s %s\\n" "$op" "$i"; case $op in '
+        'inspect) insp "$p" ;; '
+        'size) if [ -d "$p" ]; then dsize "$p"; fi ;; '
+        'sample) if [ -d "$p" ]; then tar -C "$p" -cf - . 2>/dev/null | head -c 65536; '
+        'elif [ -f "$p" ]; then head -c 65536 -- "$p" 2>/dev/null; fi ;; '
+        "esac; done; exit 0"
+    )
 )
 _SAMPLE_LINE = re.compile(rb"(?:^|\n)@ sample \d+\n")
 

@@ -23,11 +23,13 @@ from .hashwriter import feeder_command
 from .treeresume import Listing, list_local, list_remote, remove_remote
 from .verify import hash_piece, new_hasher
 
-# $1 = directory. Prints "bytes N" (apparent size, from du -k) and "files N".
-SIZE_SCRIPT = (
-    'du -sk -- "$1" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; '
-    'printf "files %s\\n" "$(find "$1" -type f 2>/dev/null | wc -l | tr -d " ")"'
+# dsize DIR prints "bytes N" (apparent size, from du -k) and "files N", du and find walking the
+# tree at once. The plan's survey of a host calls it; SIZE_SCRIPT runs it for $1.
+SIZE_FUNCTION = (
+    'dsize() { { du -sk -- "$1" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; } & '
+    'n=$(find "$1" -type f 2>/dev/null | wc -l); wait; printf "files %s\\n" $((n)); }; '
 )
+SIZE_SCRIPT = SIZE_FUNCTION + 'dsize "$1"'
 
 
 async def remote_dir_size(pool: SSHPool, host: str, path: str) -> tuple[int | None, int | None]:

@@ -73,13 +73,13 @@ BASIC_TOOLS: tuple[str, ...] = (
     "sh", "cat", "dd", "head", "tail", "tee", "stat", "mkdir", "mv", "rm", "df",
 )  # fmt: skip
 
-# A constant script: no user data is ever interpolated into it. Without its final ``exit 0``
-# it can open a longer script (the transfer planner's survey of a host). It forks little (a
-# fork and exec cost a small host a millisecond or more): ``command -v`` is a builtin and runs
-# in the loop's own shell. python3 counts only if it starts (a pyenv shim is found even where
-# it has no Python to run): ~10 ms, spent in the background while the rest runs; the ``wait``
-# prints its line before the script goes on, so it never mixes with a survey's raw sample.
-TOOL_PROBE_BODY = Raw(
+# A constant script: no user data is ever interpolated into it. It forks little (a fork and
+# exec cost a small host a millisecond or more): ``command -v`` is a builtin and runs in the
+# loop's own shell. python3 counts only if it starts (a pyenv shim is found even where it has
+# no Python to run): 10-20 ms here, far more on a small board, spent in the background (``$py``)
+# while the rest runs. TOOL_PROBE_START leaves it running: a longer script (the transfer
+# planner's survey of a host) goes on with its own work and prints PYTHON_LINE later.
+TOOL_PROBE_START = Raw(
     "command -v python3 >/dev/null 2>&1 && python3 -E -S -c 'import hashlib, os; os.readv' "
     "</dev/null >/dev/null 2>&1 & py=$!; "
     "for t in "
@@ -93,9 +93,10 @@ TOOL_PROBE_BODY = Raw(
     'printf \'busybox %s\\n\' "$(readlink "$c" | grep -c busybox)"; '
     "df -Pk . 2>/dev/null | "
     'awk \'NR > 1 { t = $2; f = $4 } END { if (f != "") print "disk", t, f }\'; '
-    "wait $py && printf 'tool python3 %s\\n' \"$(command -v python3)\"; "
 )
-TOOL_PROBE = Raw(TOOL_PROBE_BODY + "exit 0")
+#: The probe's python3 line, once the background start has ended.
+PYTHON_LINE = Raw("wait $py && printf 'tool python3 %s\\n' \"$(command -v python3)\"; ")
+TOOL_PROBE = Raw(TOOL_PROBE_START + PYTHON_LINE + "exit 0")
 
 
 @dataclass(frozen=True)

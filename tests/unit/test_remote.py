@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from difpipe_tui.core.remote import (
     TOOL_PROBE,
-    TOOL_PROBE_BODY,
+    TOOL_PROBE_START,
     Raw,
     command,
     parse_tool_probe,
@@ -131,7 +131,7 @@ def test_survey_counts_a_tree_and_samples_it_last(tmp_path):
     (tree / "sub").mkdir(parents=True)
     for i in range(30):
         (tree / "sub" / f"f{i}").write_bytes(b"x" * 5000)
-    script = TOOL_PROBE_BODY + SURVEY
+    script = TOOL_PROBE_START + SURVEY
     args = ["size", str(tree), "inspect", str(tree / "nope"), "sample", str(tree)]
     out = subprocess.run(["sh", "-c", script, "sh", *args], capture_output=True, check=True).stdout
     head, _, sample = out.partition(b"@ sample 3\n")
@@ -140,4 +140,29 @@ def test_survey_counts_a_tree_and_samples_it_last(tmp_path):
     assert lines[at + 1].startswith("bytes ") and int(lines[at + 1].split()[1]) > 0
     assert lines[at + 2] == "files 30"
     assert lines[at + 3 : at + 6] == ["@ inspect 2", "missing", "parent ok"]
+    # the python3 start was waited for only after the size and before the raw sample
+    tools = lines.index("@ tools 0")
+    assert tools > at + 5
+    assert lines[tools:] == ["@ tools 0", f"tool python3 {shutil.which('python3')}"]
     assert sample.startswith(b"./") and len(sample) == 65536
+
+
+def test_survey_without_the_probe_or_a_sample_still_ends(tmp_path):
+    """No probe (the connection knows its host): no tools block; the last op answers."""
+    script = "py=; " + SURVEY
+    out = subprocess.run(
+        ["sh", "-c", script, "sh", "inspect", str(tmp_path)], capture_output=True, check=True
+    ).stdout.decode()
+    assert out.splitlines()[:3] == ["@ inspect 1", "dir", "parent ok"]
+    assert "@ tools" not in out
+
+
+def test_survey_probe_lists_python3_after_the_ops_without_a_sample(tmp_path):
+    out = subprocess.run(
+        ["sh", "-c", TOOL_PROBE_START + SURVEY, "sh", "size", str(tmp_path)],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    lines = out.splitlines()
+    assert lines.index("@ size 1") < lines.index("@ tools 0")
+    assert lines[-1] == f"tool python3 {shutil.which('python3')}"

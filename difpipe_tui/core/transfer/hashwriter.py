@@ -18,7 +18,7 @@ A directory's destination runs the same script as :func:`feeder_command`: it wri
 The script is a constant; the algorithm, the path and the mode are its arguments, quoted like
 every remote argument. It runs on any Python 3 from 3.3 on, without ``site`` or ``PYTHON*``
 variables (``-E -S``: it starts in ~10 ms and nothing of the host's environment changes it).
-The survey counts ``python3`` only where it starts (:data:`~..remote.TOOL_PROBE_BODY`).
+The survey counts ``python3`` only where it starts (:data:`~..remote.TOOL_PROBE_START`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError, DifpipeError, LocalIOError, RemoteCommandError, UsageError
-from ..remote import TOOL_PROBE_BODY, RemoteInfo, command, parse_tool_probe
+from ..remote import PYTHON_LINE, TOOL_PROBE_START, RemoteInfo, command, parse_tool_probe
 from ..ssh import SSHPool
 from .codecs import CodecChoice, choose_codec, estimate_ratio
 from .endpoints import Endpoint, parse_endpoint
@@ -126,18 +126,25 @@ class Plan:
 #   inspect  the lines of ends.INSPECT_FUNCTION (kind and size, parent, free space)
 #   size     "bytes N" and "files N" when PATH is a directory (tarstream.SIZE_FUNCTION)
 #   sample   the first 64 KiB, raw, of the file or of the directory's tar stream: always last
+# When it opens with the tool probe, the probe's python3 start runs on in the background
+# meanwhile, and its line comes after "@ tools 0", before any sample: on a 10,000-file tree
+# the python3 start and the tree's size take ~20 ms each, at once rather than in turn.
 # A constant script: the paths reach it only as quoted positional arguments.
 SURVEY = (
     INSPECT_FUNCTION
     + SIZE_FUNCTION
+    + "late() { if [ -n \"$py\" ]; then printf '@ tools 0\\n'; "
+    + PYTHON_LINE
+    + "py=; fi; }; "
     + (
         "i=0; while [ $# -ge 2 ]; do op=$1; p=$2; shift 2; i=$((i + 1)); "
+        'if [ "$op" = sample ]; then late; fi; '
         'printf "@ %s %s\\n" "$op" "$i"; case $op in '
         'inspect) insp "$p" ;; '
         'size) if [ -d "$p" ]; then dsize "$p"; fi ;; '
         'sample) if [ -d "$p" ]; then tar -C "$p" -cf - . 2>/dev/null | head -c 65536; '
         'elif [ -f "$p" ]; then head -c 65536 -- "$p" 2>/dev/null; fi ;; '
-        "esac; done; exit 0"
+        "esac; done; late; exit 0"
     )
 )
 _SAMPLE_LINE = re.compile(rb"(?:^|\n)@ sample \d+\n")
@@ -180,7 +187,7 @@ class Survey:
             if hc.info is not None and not hc.info.shell:
                 return  # SFTP only: the planner asks it over SFTP
             probe = hc.info is None
-            script = (TOOL_PROBE_BODY if probe else "") + SURVEY
+            script = (TOOL_PROBE_START if probe else "py=; ") + SURVEY
             args = [a for op in ops for a in op]
             res = await self.pool.run(host, command("sh", "-c", script, "sh", *args), check=False)
         except DifpipeError:
@@ -201,7 +208,7 @@ class Survey:
             else:
                 current.append(line)
         if probe:
-            info = parse_tool_probe("\n".join(probe_lines))
+            info = parse_tool_probe("\n".join(probe_lines + blocks.get(0, [])))
             if "sh" not in info.tools:
                 return  # no usable shell: leave the host to pool.info and SFTP
             hc.info = survey.info = info

@@ -27,7 +27,7 @@ from .verify import hash_piece, new_hasher
 # tree at once. The plan's survey of a host calls it; SIZE_SCRIPT runs it for $1.
 SIZE_FUNCTION = (
     'dsize() { { du -sk -- "$1" 2>/dev/null | awk \'{print "bytes", $1 * 1024}\'; } & '
-    'n=$(find "$1" -type f 2>/dev/null | wc -l); wait; printf "files %s\\n" $((n)); }; '
+    'n=$(find "$1" -type f 2>/dev/null | wc -l); wait $!; printf "files %s\\n" $((n)); }; '
 )
 SIZE_SCRIPT = SIZE_FUNCTION + 'dsize "$1"'
 

@@ -67,18 +67,21 @@ PASSWORD_COMMAND_TIMEOUT = 30.0
 # window is sized to the link's round trip so that WINDOW_RATE fits through, shared by the
 # channels of one transfer, between the default (best on a LAN) and WINDOW_MAX. With the bounded
 # re-open of flowcontrol.py a channel never holds more than its window beyond what the relay has
-# taken, so this is also what a slow destination can cost in memory.
+# taken, so this is also what a slow destination can cost in memory. The channels of one
+# transfer (``--parallel`` ranges) share it down to MIN_WINDOW each: eight ranges from a LAN
+# host at 2 MiB each held 16 MiB waiting for a far destination, at 256 KiB each as fast.
 DEFAULT_WINDOW = 2 * 1024 * 1024
 WINDOW_MAX = 32 * 1024 * 1024
+MIN_WINDOW = 256 * 1024
 WINDOW_RATE = 160_000_000  # bytes/s: about what one DifPipe process relays
 
 
 def window_for(rtt_ms: float | None, streams: int = 1) -> int:
     """The receive window of each of ``streams`` channels over a link of ``rtt_ms``."""
-    if rtt_ms is None:
-        return DEFAULT_WINDOW
-    total = min(WINDOW_MAX, int(WINDOW_RATE * rtt_ms / 1000))
-    return max(DEFAULT_WINDOW, total // max(1, streams))
+    total = DEFAULT_WINDOW
+    if rtt_ms is not None:
+        total = max(DEFAULT_WINDOW, min(WINDOW_MAX, int(WINDOW_RATE * rtt_ms / 1000)))
+    return max(MIN_WINDOW, total // max(1, streams))
 
 
 @dataclass(frozen=True)

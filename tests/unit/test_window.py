@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from difpipe_tui.core.ssh import DEFAULT_WINDOW, WINDOW_MAX, WINDOW_RATE, window_for
+from difpipe_tui.core.ssh import DEFAULT_WINDOW, MIN_WINDOW, WINDOW_MAX, WINDOW_RATE, window_for
 
 
 def test_unknown_or_short_round_trips_keep_the_default():
@@ -21,5 +21,12 @@ def test_a_long_round_trip_opens_the_window_up_to_the_cap():
 def test_channels_of_one_transfer_share_the_window():
     assert window_for(100.0, streams=4) == WINDOW_RATE // 10 // 4
     assert window_for(250.0, streams=4) == WINDOW_MAX // 4
-    assert window_for(100.0, streams=16) == DEFAULT_WINDOW  # never below the default
+    assert window_for(100.0, streams=16) == WINDOW_RATE // 10 // 16
     assert window_for(100.0, streams=0) == window_for(100.0)
+
+
+def test_channels_on_a_lan_share_the_default_down_to_a_floor():
+    """Eight ranges from a near host hold the default window between them, not each."""
+    assert window_for(0.3, streams=8) == DEFAULT_WINDOW // 8
+    assert window_for(None, streams=4) == DEFAULT_WINDOW // 4
+    assert window_for(0.3, streams=64) == MIN_WINDOW

@@ -9,7 +9,9 @@ whose hash of what it sent ends well after the stream (the stream ends at the fi
 
 The cases run over the three ways a remote source is read: an asyncssh channel (the relay),
 an ``ssh`` process whose pipe is spliced into the destination's (one OpenSSH destination), and
-an ``ssh`` process read by the relay (two destinations).
+an ``ssh`` process read by the relay (two destinations); and over ``--parallel``, whose byte
+ranges are each read by their own remote ``tail``: one of them stopped fails the attempt and
+ends all of its ranges.
 """
 
 from __future__ import annotations
@@ -60,23 +62,31 @@ def spliced(monkeypatch):
 
 
 @contextlib.contextmanager
-def stoppable(path) -> Iterator[Callable[[], None]]:
-    """Yields a function that stops (SIGSTOP) the remote ``cat`` of ``path`` streaming now;
-    at the end every such ``cat`` is continued and killed."""
+def stoppable(
+    path, readers: Callable[[], list[psutil.Process]] | None = None
+) -> Iterator[Callable[[], None]]:
+    """Yields a function that stops (SIGSTOP) the remote ``cat`` of ``path`` streaming now
+    (or the first of ``readers()``); at the end every process so stopped is continued and
+    killed."""
     stopped: list[psutil.Process] = []
 
     def stop() -> None:
-        (cat,) = remote_processes(["cat", "--", str(path)])
-        cat.suspend()
-        stopped.append(cat)
+        if readers is None:
+            (proc,) = remote_processes(["cat", "--", str(path)])
+        else:
+            running = readers()
+            assert running, "no reader of the source left to stop"
+            proc = running[0]
+        proc.suspend()
+        stopped.append(proc)
 
     try:
         yield stop
     finally:
-        for cat in stopped:
+        for proc in stopped:
             with contextlib.suppress(psutil.Error):
-                cat.resume()
-                cat.kill()
+                proc.resume()
+                proc.kill()
 
 
 def destinations(workdirs, fanout: int) -> tuple[str, ...]:
@@ -232,3 +242,90 @@ async def test_a_slow_hash_on_the_source_host_is_not_a_stall(h, workdirs, splice
     assert result.status == "done", result
     assert spliced and result.seconds >= 4
     assert result.destinations[0].digest == sha(src) == sha(workdirs["cloud"] / "slowhash.bin")
+
+
+# -- --parallel: byte ranges, each read by its own remote command ------------------------------
+
+
+def range_readers(path) -> list[psutil.Process]:
+    """The remote ``tail -c +OFF -- PATH`` processes reading ranges of ``path`` (see
+    :class:`~difpipe_tui.core.transfer.parallel.RemoteRangeSource`) that are not stopped."""
+    running = []
+    for p in remote_processes(["tail", "-c"]):
+        with contextlib.suppress(psutil.Error):
+            if p.cmdline()[3:] == ["--", str(path)] and p.status() != psutil.STATUS_STOPPED:
+                running.append(p)
+    return running
+
+
+async def stop_a_range_mid_stream(h, pool, workdirs, src, stop, *, retries: int, rate: int):
+    """Start a ``--parallel 2`` copy of ``src`` (four ranges) at ``rate`` bytes/s; once its
+    first MiB has gone, ``stop`` the reader of a range still streaming. The copy's handle."""
+    handle = await h.start(
+        pool,
+        source=f"edge:{src}",
+        destinations=destinations(workdirs, 1),
+        parallel=2,
+        stall_timeout=STALL,
+        retries=retries,
+        rate_limit=rate,
+    )
+    await until(lambda: h.kinds("transfer.progress"), "progress")
+    stop()
+    return handle
+
+
+def ranges_running() -> list[asyncio.Task]:
+    """The tasks of this loop that still relay a range of ``--parallel``."""
+    return [
+        t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "run_ranges.<locals>.one"
+    ]
+
+
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
+async def test_a_stopped_range_reader_fails_a_parallel_copy_after_the_stall_timeout(h, workdirs):
+    """One range's reader stops: the copy fails as a stall of the source, and the attempt
+    ends every range it began. The file is large enough that the other ranges are still
+    moving when the stall is found: none of them runs on behind the failure."""
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "p.bin", 48 * MiB)
+    with stoppable(src, lambda: range_readers(src)) as stop:
+        async with h.pool() as pool:
+            handle = await stop_a_range_mid_stream(
+                h, pool, workdirs, src, stop, retries=0, rate=8 * MiB
+            )
+            stopped = time.monotonic()
+            result = await asyncio.wait_for(handle.wait(), WAIT)
+            waited = time.monotonic() - stopped
+            running = ranges_running()
+            moved = len(h.kinds("transfer.progress"))
+            await asyncio.sleep(0.5)
+            moved_after = h.kinds("transfer.progress")[moved:]
+    assert result.status == "failed", result
+    assert exit_code_for(result) == ExitCode.NETWORK
+    (d,) = result.destinations
+    assert d.error.startswith(f"edge:{src}: no data for 2 s (the source sent nothing)"), d
+    assert d.exit_code == ExitCode.NETWORK
+    assert waited < STALL + 8, waited
+    assert result.bytes < 40 * MiB, result.bytes  # the others were still moving
+    assert running == [] and moved_after == [], (running, moved_after)
+    assert not (workdirs["cloud"] / "p.bin").exists()
+    # --parallel keeps no per-range progress: its part file goes, and a retry starts over
+    assert not (workdirs["cloud"] / f"p.bin{PART_SUFFIX}").exists()
+    assert h.store.get_checkpoints(result.transfer_id) == []
+
+
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
+async def test_after_a_range_stall_the_parallel_copy_retries_and_lands(h, workdirs):
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "pr.bin", 24 * MiB)
+    with stoppable(src, lambda: range_readers(src)) as stop:
+        async with h.pool() as pool:
+            handle = await stop_a_range_mid_stream(
+                h, pool, workdirs, src, stop, retries=1, rate=16 * MiB
+            )
+            result = await asyncio.wait_for(handle.wait(), WAIT)
+    assert result.status == "done", result
+    (retry,) = h.kinds("transfer.retry")
+    assert retry.reason.startswith(f"edge:{src}: no data for 2 s (the source sent nothing)")
+    assert sha(workdirs["cloud"] / "pr.bin") == sha(src) == result.destinations[0].digest

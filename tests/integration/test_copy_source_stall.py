@@ -5,17 +5,22 @@ the connection is healthy, so without the stall timeout the copy would wait fore
 ``stall_timeout=2`` it fails a few seconds later with a retryable network error that names the
 source, lands nothing and keeps its checkpoints, and with retries it continues from them.
 What must not trip it: a source that is slow but sending (a capped link), and a source host
-whose hash of what it sent ends well after the stream (the stream ends at the file's length).
+whose hash of what it sent ends well after the stream (the stream ends at the file's length);
+nor a file that shrinks under such a source: its reader ends early while the hash holds the
+channel open, and that is the change of size (exit 8), not a stall.
 
 The cases run over the three ways a remote source is read: an asyncssh channel (the relay),
 an ``ssh`` process whose pipe is spliced into the destination's (one OpenSSH destination), and
-an ``ssh`` process read by the relay (two destinations).
+an ``ssh`` process read by the relay (two destinations); and over ``--parallel``, whose byte
+ranges are each read by their own remote ``tail``: one of them stopped fails the attempt and
+ends all of its ranges.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -24,10 +29,11 @@ import pytest
 
 from difpipe_tui.cli_copy import exit_code_for
 from difpipe_tui.core.config import load_config
-from difpipe_tui.core.errors import ExitCode
+from difpipe_tui.core.errors import DifpipeError, ExitCode, VerifyError
 from difpipe_tui.core.transfer import engine, splice
-from difpipe_tui.core.transfer.ends import PART_SUFFIX, RemoteSource
+from difpipe_tui.core.transfer.ends import PART_SUFFIX, LocalSink, RemoteSource
 from difpipe_tui.core.transfer.openssh import OpenSSHSource
+from difpipe_tui.core.transfer.stream import Relay
 from tests.integration.test_copy import TRANSPORTS, MiB, random_file, sha
 from tests.integration.test_openssh_legs import Env, remote_processes
 
@@ -59,24 +65,45 @@ def spliced(monkeypatch):
     return calls
 
 
+def cats_of(path) -> list[psutil.Process]:
+    """The remote ``cat`` processes reading ``path``: ``cat -- PATH``, or the bare ``cat`` of
+    a source that hashes what it sends, which reads the file its shell opened on its stdin."""
+    found = []
+    for p in remote_processes(["cat"]):
+        with contextlib.suppress(psutil.Error):
+            if p.cmdline()[1:] == ["--", str(path)] or any(
+                f.path == str(path) for f in p.open_files()
+            ):
+                found.append(p)
+    return found
+
+
 @contextlib.contextmanager
-def stoppable(path) -> Iterator[Callable[[], None]]:
-    """Yields a function that stops (SIGSTOP) the remote ``cat`` of ``path`` streaming now;
-    at the end every such ``cat`` is continued and killed."""
+def stoppable(
+    path, readers: Callable[[], list[psutil.Process]] | None = None
+) -> Iterator[Callable[[], None]]:
+    """Yields a function that stops (SIGSTOP) the remote ``cat`` of ``path`` streaming now
+    (:func:`cats_of`; or the first of ``readers()``); at the end every process so stopped is
+    continued and killed."""
     stopped: list[psutil.Process] = []
 
     def stop() -> None:
-        (cat,) = remote_processes(["cat", "--", str(path)])
-        cat.suspend()
-        stopped.append(cat)
+        if readers is None:
+            (proc,) = cats_of(path)
+        else:
+            running = readers()
+            assert running, "no reader of the source left to stop"
+            proc = running[0]
+        proc.suspend()
+        stopped.append(proc)
 
     try:
         yield stop
     finally:
-        for cat in stopped:
+        for proc in stopped:
             with contextlib.suppress(psutil.Error):
-                cat.resume()
-                cat.kill()
+                proc.resume()
+                proc.kill()
 
 
 def destinations(workdirs, fanout: int) -> tuple[str, ...]:
@@ -232,3 +259,179 @@ async def test_a_slow_hash_on_the_source_host_is_not_a_stall(h, workdirs, splice
     assert result.status == "done", result
     assert spliced and result.seconds >= 4
     assert result.destinations[0].digest == sha(src) == sha(workdirs["cloud"] / "slowhash.bin")
+
+
+# -- --parallel: byte ranges, each read by its own remote command ------------------------------
+
+
+def range_readers(path) -> list[psutil.Process]:
+    """The remote ``tail -c +OFF -- PATH`` processes reading ranges of ``path`` (see
+    :class:`~difpipe_tui.core.transfer.parallel.RemoteRangeSource`) that are not stopped."""
+    running = []
+    for p in remote_processes(["tail", "-c"]):
+        with contextlib.suppress(psutil.Error):
+            if p.cmdline()[3:] == ["--", str(path)] and p.status() != psutil.STATUS_STOPPED:
+                running.append(p)
+    return running
+
+
+async def stop_a_range_mid_stream(h, pool, workdirs, src, stop, *, retries: int, rate: int):
+    """Start a ``--parallel 2`` copy of ``src`` (four ranges) at ``rate`` bytes/s; once its
+    first MiB has gone, ``stop`` the reader of a range still streaming. The copy's handle."""
+    handle = await h.start(
+        pool,
+        source=f"edge:{src}",
+        destinations=destinations(workdirs, 1),
+        parallel=2,
+        stall_timeout=STALL,
+        retries=retries,
+        rate_limit=rate,
+    )
+    await until(lambda: h.kinds("transfer.progress"), "progress")
+    stop()
+    return handle
+
+
+def ranges_running() -> list[asyncio.Task]:
+    """The tasks of this loop that still relay a range of ``--parallel``."""
+    return [
+        t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "run_ranges.<locals>.one"
+    ]
+
+
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
+async def test_a_stopped_range_reader_fails_a_parallel_copy_after_the_stall_timeout(h, workdirs):
+    """One range's reader stops: the copy fails as a stall of the source, and the attempt
+    ends every range it began. The file is large enough that the other ranges are still
+    moving when the stall is found: none of them runs on behind the failure."""
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "p.bin", 48 * MiB)
+    with stoppable(src, lambda: range_readers(src)) as stop:
+        async with h.pool() as pool:
+            handle = await stop_a_range_mid_stream(
+                h, pool, workdirs, src, stop, retries=0, rate=8 * MiB
+            )
+            stopped = time.monotonic()
+            result = await asyncio.wait_for(handle.wait(), WAIT)
+            waited = time.monotonic() - stopped
+            running = ranges_running()
+            moved = len(h.kinds("transfer.progress"))
+            await asyncio.sleep(0.5)
+            moved_after = h.kinds("transfer.progress")[moved:]
+    assert result.status == "failed", result
+    assert exit_code_for(result) == ExitCode.NETWORK
+    (d,) = result.destinations
+    assert d.error.startswith(f"edge:{src}: no data for 2 s (the source sent nothing)"), d
+    assert d.exit_code == ExitCode.NETWORK
+    assert waited < STALL + 8, waited
+    assert result.bytes < 40 * MiB, result.bytes  # the others were still moving
+    assert running == [] and moved_after == [], (running, moved_after)
+    assert not (workdirs["cloud"] / "p.bin").exists()
+    # --parallel keeps no per-range progress: its part file goes, and a retry starts over
+    assert not (workdirs["cloud"] / f"p.bin{PART_SUFFIX}").exists()
+    assert h.store.get_checkpoints(result.transfer_id) == []
+
+
+@pytest.mark.parametrize("h", ["asyncssh"], indirect=True)  # --parallel: asyncssh
+async def test_after_a_range_stall_the_parallel_copy_retries_and_lands(h, workdirs):
+    h.config = stall_config(h)
+    src = random_file(workdirs["edge"] / "pr.bin", 24 * MiB)
+    with stoppable(src, lambda: range_readers(src)) as stop:
+        async with h.pool() as pool:
+            handle = await stop_a_range_mid_stream(
+                h, pool, workdirs, src, stop, retries=1, rate=16 * MiB
+            )
+            result = await asyncio.wait_for(handle.wait(), WAIT)
+    assert result.status == "done", result
+    (retry,) = h.kinds("transfer.retry")
+    assert retry.reason.startswith(f"edge:{src}: no data for 2 s (the source sent nothing)")
+    assert sha(workdirs["cloud"] / "pr.bin") == sha(src) == result.destinations[0].digest
+
+
+# -- a file that shrinks while a source that hashes it sends it ---------------------------------
+
+SHRINK_STALL = 2.0  # the stall timeout of these copies: the error must come well before it
+SLOW_HASH = ["sh", "-c", "sleep 6; exec sha256sum"]  # holds the channel's end for 6 s
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_file_that_shrinks_under_a_hashed_source_is_a_change_of_size(
+    env, workdirs, tmp_path, transport
+):
+    """The file is cut to half its planned length after the first MiB: the source's reader
+    sends 8 MiB and ends, while the host's (slow) hash keeps the channel from ending. The
+    relay reading it fails at once with the change of size, not as a stall after the timeout
+    (retryable, which would read the changed file again) nor after the hash."""
+    pool, ctx = env.open()
+    size = 16 * MiB
+    src = random_file(workdirs["edge"] / "shrink.bin", size)
+    if transport == "openssh":
+        source = OpenSSHSource(ctx, "edge", str(src), digest=("sha256", SLOW_HASH), length=size)
+    else:
+        source = RemoteSource(pool, "edge", str(src), digest_argv=SLOW_HASH, length=size)
+    sink = LocalSink(str(tmp_path / "shrink.bin"), algo="sha256")
+    await sink.prepare(0)
+    await source.open()
+    first = await asyncio.wait_for(source.read(MiB), WAIT)
+    assert len(first) == MiB
+    os.truncate(src, 8 * MiB)
+    relay = Relay(source, [sink], start=MiB, algo="sha256", stall_timeout=SHRINK_STALL)
+    began = time.monotonic()
+    try:
+        with pytest.raises(DifpipeError) as caught:
+            await asyncio.wait_for(relay.run(), WAIT)
+    finally:
+        await source.abort()
+        await sink.abort()
+    failed = time.monotonic() - began
+    err = caught.value
+    assert isinstance(err, VerifyError), err
+    assert err.exit_code == ExitCode.VERIFY and not err.retryable
+    assert str(err).startswith(
+        f"edge:{src}: the source changed size while it was read ({size} bytes expected,"
+        f" its reader ended at {8 * MiB})"
+    ), err
+    assert failed < SHRINK_STALL, failed
+
+
+@pytest.mark.parametrize("h", TRANSPORTS[1:], indirect=True)
+async def test_a_spliced_copy_of_a_file_that_shrinks_fails_with_the_change_of_size(
+    h, workdirs, spliced, monkeypatch
+):
+    """The same in a spliced copy, where the source host's digest is the one compared: the
+    copy fails with the change of size (exit 8) before the stall timeout, and is not retried."""
+    h.config = stall_config(h)
+    real = engine.digest_argv
+    monkeypatch.setattr(
+        engine,
+        "digest_argv",
+        lambda algo, tools: ["sh", "-c", "sleep 6; exec " + " ".join(real(algo, tools))],
+    )
+    size = 16 * MiB
+    src = random_file(workdirs["edge"] / "shrink.bin", size)
+    async with h.pool() as pool:
+        handle = await h.start(
+            pool,
+            source=f"edge:{src}",
+            destinations=destinations(workdirs, 1),
+            stall_timeout=SHRINK_STALL,
+            retries=1,
+            rate_limit=8 * MiB,
+        )
+        await until(lambda: h.kinds("transfer.progress"), "progress")
+        os.truncate(src, 8 * MiB)
+        cut = time.monotonic()
+        result = await asyncio.wait_for(handle.wait(), WAIT)
+        failed = time.monotonic() - cut
+    assert result.status == "failed", result
+    assert exit_code_for(result) == ExitCode.VERIFY
+    (d,) = result.destinations
+    assert d.exit_code == ExitCode.VERIFY, d
+    assert d.error.startswith(
+        f"edge:{src}: the source changed size while it was read ({size} bytes expected,"
+        f" its reader ended at {8 * MiB})"
+    ), d
+    assert h.kinds("transfer.retry") == []
+    assert failed < SHRINK_STALL, failed
+    assert spliced  # the bytes went through splice(2)
+    assert not (workdirs["cloud"] / "shrink.bin").exists()

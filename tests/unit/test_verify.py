@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from difpipe_tui.core.errors import LocalIOError, RemoteCommandError, UsageError, VerifyError
 from difpipe_tui.core.remote import pipeline
-from difpipe_tui.core.transfer.ends import DIGEST_RATE, FINISH_TIMEOUT, RemoteSink, RemoteSource
+from difpipe_tui.core.transfer.ends import (
+    DIGEST_RATE,
+    FINISH_TIMEOUT,
+    RemoteSink,
+    RemoteSource,
+    _remote_error,
+    reader_end,
+)
 from difpipe_tui.core.transfer.tarstream import RemoteTarSink
 from difpipe_tui.core.transfer.verify import (
     DIGESTS,
@@ -200,7 +207,8 @@ def test_openssl_digest_matches_hashlib(tmp_path, algo):
 @pytest.mark.parametrize("offset", [0, 1, 299_999, 300_000])
 def test_a_source_that_hashes_prints_the_digest_of_what_it_sends(algo, offset, sample_file):
     """The stream command of a source asked to hash: the bytes on stdout, their digest on
-    stderr after the marker, for the same range (``tail -c +N`` on a resumed run)."""
+    stderr after the marker, for the same range (``tail -c +N`` on a resumed run), and where
+    its reader of the file ended: the file's end."""
     tool = digest_argv(algo, {"openssl", TOOL_OF[algo]})
     assert tool is not None
     needs_binary(tool[0])
@@ -213,6 +221,7 @@ def test_a_source_that_hashes_prints_the_digest_of_what_it_sends(algo, offset, s
     expected.update(sent)
     assert source_digest_output(stderr, algo) == expected.hexdigest()
     assert "difpipe-fail" not in stderr
+    assert reader_end(stderr) == sample_file.stat().st_size
 
 
 #: A host with POSIX tools and openssl (``cat | tee | openssl``), and one with python3 too
@@ -330,6 +339,18 @@ def test_a_source_that_cannot_read_reports_both_stages(tmp_path):
     assert run.stdout == ""
     assert source_digest_output(run.stderr, "sha256") is None
     assert "difpipe-fail read" in run.stderr and "difpipe-fail digest" in run.stderr
+    assert reader_end(run.stderr) is None
+    err = _remote_error("h", source.path, run.stderr, run.returncode)
+    assert str(err) == f"h: {source.path}: no such file or directory"
+
+
+def test_reader_end_reads_the_marked_offset():
+    assert reader_end("noise\ndifpipe-sent 8388608\ndifpipe-digest ab\n") == 8388608
+    assert reader_end("difpipe-sent\ndifpipe-sent x\ndifpipe-sent 1 2\n") is None
+    assert reader_end("") is None
+    # the line is not what the user is told when the command fails
+    err = _remote_error("h", "/f", "difpipe-sent 5\ncat: /f: Input/output error\n", 1)
+    assert str(err) == "h: /f: cat: /f: Input/output error"
 
 
 class ShellProcess:

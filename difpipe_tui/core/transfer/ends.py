@@ -37,6 +37,9 @@ from .verify import DIGEST_MARK, digest_argv, new_hasher, parse_digest_output
 
 PART_SUFFIX = ".difpipe-part"
 FAIL_MARK = "difpipe-fail"
+#: ``difpipe-sent POS``: a source that hashes what it sends says, on stderr, at which offset of
+#: the file its reader ended (see :meth:`RemoteSource.read_line`).
+SENT_MARK = "difpipe-sent"
 #: Seconds a remote source's command may take to end after its stream (see
 #: :meth:`RemoteSource.finish_timeout`).
 FINISH_TIMEOUT = 60.0
@@ -74,9 +77,19 @@ def _failure(stderr: str) -> tuple[str | None, str]:
     for line in stderr.splitlines():
         if line.startswith(FAIL_MARK + " "):
             stage = stage or line.split()[1]
-        elif line.strip() and not line.startswith(DIGEST_MARK + " "):
+        elif line.strip() and not line.startswith((DIGEST_MARK + " ", SENT_MARK + " ")):
             lines.append(line.strip())
     return stage, (lines[0] if lines else "")
+
+
+def reader_end(stderr: str) -> int | None:
+    """The offset at which a source's reader of the file ended (its :data:`SENT_MARK` line),
+    or None when it said none (yet, or its host has no ``/proc``)."""
+    for line in stderr.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == SENT_MARK and words[1].isdigit():
+            return int(words[1])
+    return None
 
 
 def _remote_error(host: str, what: str, stderr: str, status: int | None) -> DifpipeError:
@@ -211,6 +224,12 @@ class RemoteSource(Source):
     (the file's size less ``offset``) ends its stream when that many bytes have arrived;
     :meth:`finish` then waits for the hash (see :meth:`finish_timeout`), and fails when more
     bytes follow (the file grew).
+
+    A file that shrinks below that length ends its reader early, and then no byte comes until
+    the hash is done: with a slow hash that would end as a stall of the source (retryable:
+    the copy would read the changed file again) instead of the change of size. So the reader
+    says where it ended (:meth:`read_line`), on stderr at once, and a source whose reader
+    ended short of its length fails with :meth:`shrunk` without waiting for the hash.
     """
 
     def __init__(
@@ -237,8 +256,12 @@ class RemoteSource(Source):
         self._proc: asyncssh.SSHClientProcess | None = None
         self._received = 0  # bytes of the stream received so far
         self._opened = 0.0  # when the command started (time.monotonic())
+        self._stderr: asyncio.Task[bytes] | None = None  # reads stderr during the stream
+        self._ended_at: int | None = None  # where the host's reader ended, short of the length
 
     def command_line(self) -> str:
+        if self.digest_argv:
+            return self._digest_line() + self.read_line() + "; wait"
         if self.offset:
             read = command("tail", "-c", f"+{self.offset + 1}", "--", self.path)
         else:
@@ -246,9 +269,35 @@ class RemoteSource(Source):
         line = _guard(read, "read")
         if self.compress_argv:
             line += " | " + _guard(command(*self.compress_argv), "compress")
-        if self.digest_argv:
-            line = self._digest_line() + line + "; wait"
         return line
+
+    def read_line(self) -> str:
+        """The reader of a source that hashes what it sends: ``cat`` (or ``tail``) of the file
+        opened by the shell on fd 3, which then prints ``difpipe-sent POS`` on stderr, the
+        file's offset where the reader stopped (fd 3 shares it), read from
+        ``/proc/self/fdinfo/3`` by the shell's own ``read``: no process more. A host without
+        ``/proc`` says nothing, and a file that shrinks there ends as before.
+        """
+        read = command("tail", "-c", f"+{self.offset + 1}") if self.offset else "cat"
+        sent = (
+            "if { read -r _ p < /proc/self/fdinfo/3; } 2>/dev/null; "
+            f'then echo {SENT_MARK} "$p" >&2; fi'
+        )
+        group = "{ " + _guard(read + " <&3 3<&-", "read") + "; " + sent + "; }"
+        return _guard(group + " 3< " + quote_arg(self.path), "read")
+
+    def short_of_length(self, end: int | None) -> bool:
+        """Whether a reader that ended at offset ``end`` sent less than the stream's length."""
+        return end is not None and self.length is not None and end < self.offset + self.length
+
+    def shrunk(self, end: int) -> VerifyError:
+        """The error of a file whose reader ended at offset ``end``, short of the length."""
+        assert self.length is not None
+        return VerifyError(
+            f"{self.name}: the source changed size while it was read"
+            f" ({self.offset + self.length} bytes expected, its reader ended at {end})",
+            hint="copy it again once it stops changing",
+        )
 
     def _digest_line(self) -> str:
         """``trap 'kill 0' PIPE HUP; { d=$(TOOL < PATH) && printf ... || fail; } >&2 &``"""
@@ -280,6 +329,26 @@ class RemoteSource(Source):
         if self.stdin_data:
             self._proc.stdin.write(self.stdin_data)
         self._proc.stdin.write_eof()
+        if self.digest_argv is not None and self.length is not None:
+            self._stderr = asyncio.create_task(self._watch_stderr(self._proc))
+
+    async def _watch_stderr(self, proc: asyncssh.SSHClientProcess) -> bytes:
+        """Read stderr while the stream runs (all of it, for :meth:`finish`). When the reader
+        says it ended short of the length, the pending read is woken and fails with
+        :meth:`shrunk`, instead of waiting for bytes that never come.
+
+        The wake is the session's own end-of-file callback: closing the channel would not do,
+        as sshd answers a close only once the session's command has ended (the hash).
+        """
+        got = bytearray()
+        with contextlib.suppress(asyncssh.Error, OSError):
+            while line := await proc.stderr.readline():
+                got += line
+                end = reader_end(line.decode(errors="replace"))
+                if self.short_of_length(end):
+                    self._ended_at = end
+                    proc.eof_received()
+        return bytes(got)
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes, fewer only at the end: whole chunks make fewer, larger writes
@@ -299,7 +368,11 @@ class RemoteSource(Source):
                 got += len(piece)
                 self._received += len(piece)
         except (asyncssh.Error, OSError) as exc:
+            if self._ended_at is not None:
+                raise self.shrunk(self._ended_at) from None
             raise classify(exc, self.host) from exc
+        if self._ended_at is not None:
+            raise self.shrunk(self._ended_at)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def received(self) -> int | None:
@@ -336,12 +409,18 @@ class RemoteSource(Source):
         hashed_by = self._opened + (self.received() or 0) / DIGEST_RATE
         return max(FINISH_TIMEOUT, hashed_by - time.monotonic())
 
+    async def _ended(self) -> tuple[bytes, bytes]:
+        """Wait for the command's end: (the stdout that followed the stream, all stderr)."""
+        assert self._proc is not None
+        seen = await self._stderr if self._stderr is not None else b""
+        done = await self._proc.wait()
+        return done.stdout or b"", seen + (done.stderr or b"")
+
     async def finish(self) -> None:
         assert self._proc is not None
         try:
-            done = await asyncio.wait_for(self._proc.wait(), self.finish_timeout())
-            stderr = done.stderr or b""
-            extra = len(done.stdout or b"")
+            rest, stderr = await asyncio.wait_for(self._ended(), self.finish_timeout())
+            extra = len(rest)
         except TimeoutError as exc:
             raise NetworkError("the source did not finish", host=self.host) from exc
         except (asyncssh.Error, OSError) as exc:
@@ -355,6 +434,8 @@ class RemoteSource(Source):
         self._check_rest(extra)
 
     async def abort(self) -> None:
+        if self._stderr is not None:
+            self._stderr.cancel()
         if self._proc is not None:
             self._proc.close()
 

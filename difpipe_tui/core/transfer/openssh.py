@@ -56,7 +56,7 @@ from ..errors import (
     NetworkError,
     RemoteCommandError,
 )
-from .ends import FAIL_MARK, RemoteSink, RemoteSource, _remote_error
+from .ends import FAIL_MARK, SENT_MARK, RemoteSink, RemoteSource, _remote_error, reader_end
 from .verify import DIGEST_MARK, parse_digest_output, source_digest_output
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ CONTROL_TIMEOUT = 10.0  # ssh -O check / exit
 #: How long a master's ``ssh -O check`` stays good while its process lives: the legs of one
 #: copy start right after the master opened, and each check costs an ssh process (~40 ms).
 CHECK_FRESH = 5.0
+#: Seconds between two looks at a waiting source's stderr for where its reader ended.
+LOOK = 0.1
 
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SAFE_DIR = re.compile(r"[A-Za-z0-9_./-]+")  # ProxyJump pastes the -F path into a shell line
@@ -875,7 +877,7 @@ def _classify_ssh(config: Config, name: str, stderr: str, status: int | None) ->
     lines = [
         ln.strip()
         for ln in stderr.splitlines()
-        if ln.strip() and not ln.startswith(("@", FAIL_MARK, DIGEST_MARK))
+        if ln.strip() and not ln.startswith(("@", FAIL_MARK, DIGEST_MARK, SENT_MARK))
     ]
     detail = lines[-1] if lines else f"ssh exited with status {status}"
     fingerprint = re.search(r"SHA256:[A-Za-z0-9+/=]+", stderr)
@@ -942,6 +944,10 @@ class _Aborted(Exception):
     pass
 
 
+class _Shrunk(Exception):
+    """The source's reader ended short of the stream's end: :attr:`_Leg.ended_at` says where."""
+
+
 class _Leg:
     """One running ``ssh`` and our end of its pipe, read or written in worker threads."""
 
@@ -955,6 +961,11 @@ class _Leg:
         self.eof = False
         self.moved = 0  # bytes through our end of the pipe (read from it, or written into it)
         self.blocked = False  # a splice waits on this leg's pipe: for data, or for room
+        #: A source's stream ends at this offset of the file, and its reader says where it
+        #: ended (:meth:`~.ends.RemoteSource.read_line`): a wait for data looks for that.
+        self.expect: int | None = None
+        self.ended_at: int | None = None  # where the reader ended, short of :attr:`expect`
+        self._err_seen = b""  # stderr looked at so far, while waiting for data
         self._aborted = False
         self._io = threading.Lock()  # held by the worker thread during each read/write
         self._wake_r, self._wake_w = os.pipe()
@@ -966,9 +977,35 @@ class _Leg:
         poller = select.poll()
         poller.register(fd, event | select.POLLERR | select.POLLHUP)
         poller.register(self._wake_r, select.POLLIN)
-        for ready, _ in poller.poll():
-            if ready == self._wake_r:
+        ready = self.poll_input(poller) if event == select.POLLIN else poller.poll()
+        for which, _ in ready:
+            if which == self._wake_r:
                 raise _Aborted
+
+    def poll_input(self, poller: select.poll) -> list[tuple[int, int]]:
+        """``poller.poll()`` of a wait for the stream's data. With :attr:`expect`, the stderr
+        ssh writes is looked at every :data:`LOOK` seconds meanwhile: a reader that ended
+        short of it raises :class:`_Shrunk` (no byte will come, while the channel's end waits
+        for the host's hash). Data that keeps coming never waits that long."""
+        if self.expect is None:
+            return poller.poll()
+        while not (ready := poller.poll(int(LOOK * 1000))):
+            self._look_for_end()
+        return ready
+
+    def _look_for_end(self) -> None:
+        if self.err is None or self.expect is None:
+            return
+        seen = self._err_seen
+        new = os.pread(self.err.fileno(), 65536, len(seen))  # ssh's offset stays where it is
+        if not new:
+            return
+        self._err_seen = seen = seen + new
+        whole = seen[: seen.rfind(b"\n") + 1].decode(errors="replace")
+        end = reader_end(whole)
+        if end is not None and end < self.expect:
+            self.ended_at = end
+            raise _Shrunk
 
     def read_exact(self, n: int) -> bytes:
         """Up to ``n`` bytes: fewer only at the end of the stream.
@@ -1137,6 +1174,8 @@ class OpenSSHSource(RemoteSource):
         self._leg = await self.ctx._start_leg(
             self.host, self.command_line(), feed=False, digest=False
         )
+        if self.digest_argv is not None and self.length is not None:
+            self._leg.expect = self.offset + self.length
 
     def received(self) -> int | None:
         """What came out of ssh's pipe, counted as each piece of a read arrives."""
@@ -1150,6 +1189,9 @@ class OpenSSHSource(RemoteSource):
         assert self._leg is not None
         try:  # whole chunks, like RemoteSource: fewer, larger writes downstream
             return await asyncio.to_thread(self._leg.read_exact, n)
+        except _Shrunk:
+            assert self._leg.ended_at is not None
+            raise self.shrunk(self._leg.ended_at) from None
         except _Aborted:
             raise NetworkError(f"{self.path}: the stream was aborted", host=self.host) from None
         except OSError as exc:

@@ -239,14 +239,22 @@ async def run_ranges(
     on_progress: Callable[[int, Sink, int], None],
     stall_timeout: float = 0,
 ) -> list[list[DifpipeError | None]]:
-    """Relay every range at once; per range, the error of each destination (None: written)."""
+    """Relay every range at once; per range, the error of each destination (None: written).
+
+    An error that ends the attempt (a range's source failed or stalled) ends every range.
+    """
 
     async def one(i: int, job: RangeJob) -> list[DifpipeError | None]:
         source = make_source(job)
         sinks = make_sinks(job)
-        opened = await asyncio.gather(
-            source.open(), *(sink.open() for sink in sinks), return_exceptions=True
-        )
+        try:
+            opened = await asyncio.gather(
+                source.open(), *(sink.open() for sink in sinks), return_exceptions=True
+            )
+        except BaseException:  # cancelled (another range failed): close what did open
+            for end in (source, *sinks):
+                await end.abort()
+            raise
         failure = next((o for o in opened if isinstance(o, BaseException)), None)
         if failure is not None:  # nothing of this range is left running
             for end, outcome in zip([source, *sinks], opened, strict=True):
@@ -293,4 +301,14 @@ async def run_ranges(
             return [err for _ in sinks]
         return errors
 
-    return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(ranges))))
+    tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(ranges)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        # a range failed for all (a stalled source, a lost connection) or the copy was
+        # cancelled: the attempt ends here, so the other ranges stop now (each aborts its
+        # ends) instead of reading and writing on behind the failure, or beside a retry
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from ..errors import DifpipeError, NetworkError
 from .ends import FAIL_MARK, Sink, Source
-from .openssh import ABORT_TIMEOUT, OpenSSHSink, OpenSSHSource, _Aborted, _Leg
+from .openssh import ABORT_TIMEOUT, OpenSSHSink, OpenSSHSource, _Aborted, _Leg, _Shrunk
 from .ratelimit import TokenBucket
 from .stall import DEFAULT_STALL_TIMEOUT, SourceStall, stall_error, watched
 from .stream import CHUNK, RelayOutcome, SinkState
@@ -54,24 +54,22 @@ def can_splice(source: Source, sinks: list[Sink], *, algo: str, transforms: bool
     )
 
 
-def _wait(fd: int, event: int, wake: tuple[int, int]) -> None:
+def _wait_on(leg: _Leg, event: int, wake: tuple[int, int]) -> None:
+    """Wait for ``event`` on ``leg``'s pipe, with :attr:`_Leg.blocked` set meanwhile; a wait
+    for data is :meth:`_Leg.poll_input` (which may raise :class:`_Shrunk`)."""
+    assert leg.fd is not None
     poller = select.poll()
-    poller.register(fd, event | select.POLLERR | select.POLLHUP)
+    poller.register(leg.fd, event | select.POLLERR | select.POLLHUP)
     for w in wake:
         poller.register(w, select.POLLIN)
-    for ready, _ in poller.poll():
-        if ready in wake:
-            raise _Aborted
-
-
-def _wait_on(leg: _Leg, event: int, wake: tuple[int, int]) -> None:
-    """:func:`_wait` for ``leg``'s pipe, with :attr:`_Leg.blocked` set meanwhile."""
-    assert leg.fd is not None
     leg.blocked = True
     try:
-        _wait(leg.fd, event, wake)
+        ready = leg.poll_input(poller) if event == select.POLLIN else poller.poll()
     finally:
         leg.blocked = False
+    for which, _ in ready:
+        if which in wake:
+            raise _Aborted
 
 
 def _ready(fd: int, event: int) -> bool:
@@ -85,7 +83,7 @@ def splice_chunk(src: _Leg, dst: _Leg, n: int) -> tuple[int, bool]:
 
     Returns (bytes moved, whether the source ended). Runs in a worker thread. Raises
     :class:`BrokenPipeError` when the destination stopped reading, :class:`_Aborted` when
-    either leg is aborted.
+    either leg is aborted, :class:`_Shrunk` when the source's reader ended short.
     """
     moved = 0
     wake = (src._wake_r, dst._wake_r)
@@ -202,6 +200,9 @@ class SpliceRelay:
                 )
             except SourceStall:  # nothing to send: the run ends
                 raise
+            except _Shrunk:  # the source's reader ended short of its length: the file shrank
+                assert src.ended_at is not None
+                raise self.source.shrunk(src.ended_at) from None
             except NetworkError as err:  # a stall: only the destination's stream ends
                 self.state.error = err
                 await self.sink.abort()

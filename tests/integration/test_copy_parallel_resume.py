@@ -218,3 +218,39 @@ async def test_a_fan_out_continues_only_where_every_destination_can(h, workdirs,
     assert notes[cloud][1].startswith("another destination starts over")
     assert third.resumed_from == 0
     assert sha(workdirs["cloud"] / "f.bin") == sha(local) == sha(src)
+
+
+@ASYNCSSH
+async def test_a_streamed_rerun_continues_the_ranges_written_from_byte_0(h, workdirs):
+    """Without --parallel the same transfer streams: it continues the bytes the ranges wrote
+    from byte 0 without a gap, once their digest is the source's."""
+    src = random_file(workdirs["edge"] / "s.bin", SIZE)
+    first = await interrupted(h, **job(src, workdirs))
+    assert first.status == "interrupted", first
+    ranges = saved_ranges(h, first.transfer_id)
+    prefix = ranges[0][2] if ranges[0][2] < ranges[0][1] else ranges[0][1] + ranges[1][2]
+    assert prefix > 0, ranges
+    h.events.clear()
+    second = await h.copy(**job(src, workdirs, parallel=1, rate_limit=None))
+    assert second.status == "done", second
+    assert second.transfer_id == first.transfer_id
+    (resume,) = h.kinds("transfer.resume")
+    assert resume.offset == prefix == second.resumed_from
+    assert sha(workdirs["cloud"] / "s.bin") == sha(src) == second.destinations[0].digest
+
+
+@ASYNCSSH
+async def test_pause_holds_every_range_and_resume_finishes(h, workdirs):
+    src = random_file(workdirs["edge"] / "p.bin", 24 * MiB)
+    async with h.pool() as pool:
+        handle = await h.start(pool, **job(src, workdirs, rate_limit=8 * MiB))
+        await until(lambda: h.kinds("transfer.progress"), "progress")
+        handle.pause()
+        await asyncio.sleep(0.5)
+        before = h.kinds("transfer.progress")[-1].bytes
+        await asyncio.sleep(1.0)
+        assert h.kinds("transfer.progress")[-1].bytes - before <= 4 * MiB  # what was queued
+        handle.resume()
+        result = await asyncio.wait_for(handle.wait(), WAIT)
+    assert result.status == "done", result
+    assert sha(workdirs["cloud"] / "p.bin") == sha(src)

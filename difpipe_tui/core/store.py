@@ -198,7 +198,8 @@ class Checkpoint(_Row):
 
     ``hash_state`` is the serialized state of the running hash, when the algorithm allows it,
     so that a resume can continue hashing instead of reading the prefix again; for an
-    encrypted stream it is the state that resumes it (``transfer.encresume.ResumeState``).
+    encrypted stream it is the state that resumes it (``transfer.encresume.ResumeState``),
+    for the byte ranges of ``--parallel`` how far each got (``transfer.parresume.RangeState``).
     ``updated_at`` is set by :meth:`Store.save_checkpoint`.
     """
 

@@ -188,16 +188,27 @@ def stamp_local(path: str) -> str | None:
     return f"{st.st_size} {st.st_ino} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
-async def stamp_remote(pool: SSHPool, host: str, path: str) -> str | None:
+#: ``stat`` of a remote stamp (its path follows): size, inode, modification and change times.
+STAT_ARGV = ("stat", "-L", "-c", "%s %i %y %z")
+
+
+def parse_stamp(text: str) -> str | None:
+    """The stamp in ``stat``'s output (spaces made single); None when it printed nothing."""
+    return " ".join(text.split()) or None
+
+
+async def stamp_remote(pool: SSHPool, host: str, path: str, *, strict: bool = False) -> str | None:
     """The same, from ``stat`` on ``host`` (times as it prints them: nanoseconds where the
-    filesystem keeps them); None if it cannot be read."""
-    line = command("stat", "-L", "-c", "%s %i %y %z", "--", path)
+    filesystem keeps them); None if it cannot be read. ``strict``: a host that cannot be
+    reached raises its error instead (the caller must not take it for a changed file)."""
+    line = command(*STAT_ARGV, "--", path)
     try:
         res = await pool.run(host, line, check=False)
     except DifpipeError:
+        if strict:
+            raise
         return None
-    text = " ".join(res.text.split())
-    return text if res.ok and text else None
+    return parse_stamp(res.text) if res.ok else None
 
 
 # -- the part file -------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ destination that fails stops the others: each fails with a :class:`~..errors.Fai
 retryability, so the copy exits with that failure's code whichever destination is listed
 first, and a retryable failure retries every destination together.
 
-``--parallel`` lands the same way with whole-file digests (:meth:`Landing.land_ranges`).
+``--parallel`` lands the same way with whole-file digests (:meth:`Landing.land_ranges`); a
+part file that continued an earlier run's and whose digest is wrong is copied again once
+from byte 0 instead of failing.
 
 :class:`Dest` is one destination of a transfer: the runner (:mod:`.engine`) moves its data,
 this module settles it.
@@ -22,13 +24,14 @@ this module settles it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from ..errors import DifpipeError, ExitCode, FailFastStop, VerifyError
 from ..events import EventBus, TransferDestinationDone
 from ..store import Store
 from . import parallel as par
+from . import parresume
 from .ends import RemoteSink, Sink
 from .job import CopyJob, DestinationResult
 from .plan import DestinationPlan
@@ -241,9 +244,17 @@ class Landing:
         failed: list[DifpipeError | None],
         hashing: asyncio.Task[str | None] | None,
         size: int,
-    ) -> None:
+        *,
+        continued: Collection[int] = (),
+    ) -> list[tuple[Dest, str]]:
         """Settle ``--parallel``'s destinations once their ranges are written: ``failed``
-        holds each one's first range error, ``hashing`` the source's whole-file digest."""
+        holds each one's first range error, ``hashing`` the source's whole-file digest.
+
+        ``continued``: the ids of those whose ranges continued an earlier run's part file.
+        One of them whose digest is not the source's does not land: its part file and
+        checkpoint go, and it is returned with why, to be copied again from byte 0 (with
+        ``--fail-fast`` every destination is, as none may land alone). Any other error keeps
+        the part file and checkpoint for a retry, unless it is one of verification."""
         if self.job.fail_fast and any(failed):  # nothing lands when one destination failed
             for k, err in enumerate(failed):
                 if err is not None:
@@ -265,6 +276,9 @@ class Landing:
             digests = dict(zip(map(id, written), checks, strict=True))
         if self.job.fail_fast and written:
             rejected = {id(d): self._whole_check(d, expected, digests.get(id(d))) for d in written}
+            wrong = [d for d in written if _wrong(rejected[id(d)], id(d), continued)]
+            if wrong:
+                return [await self._again(d, d in wrong) for d in written]
             cause = next((d for d in written if rejected[id(d)] is not None), None)
             if cause is not None:
                 cause.error = rejected[id(cause)]
@@ -277,16 +291,22 @@ class Landing:
             *(self._land_whole(d, expected, digests.get(id(d)), size) for d in written)
         )
         outcome = dict(zip(map(id, written), landed, strict=True))
+        again = []
         for d, err in zip(live, failed, strict=True):
-            err = err or outcome.get(id(d))
-            if err is not None:
-                await self.discard(d)
-                if err.retryable:
-                    d.error = err
-                    d.result.status = "retry"
-                    d.result.error, d.result.exit_code = str(err), int(err.exit_code)
-                else:
-                    self.fail(d, err)
+            late = outcome.get(id(d))  # its whole-file check's error, or its rename's
+            if err is None and _wrong(late, id(d), continued):
+                again.append(await self._again(d, True))
+            elif (err := err or late) is not None:
+                await self.rejected(d, err)
+        return again
+
+    async def _again(self, d: Dest, wrong: bool) -> tuple[Dest, str]:
+        """``d`` is copied again from byte 0: its continued part file proved ``wrong`` (then
+        it goes, with its checkpoint), or another destination's did."""
+        if wrong:
+            await self.discard(d)
+            self.store.delete_checkpoint(self.id, d.plan.label)
+        return d, parresume.DIGEST if wrong else parresume.OTHERS
 
     async def _whole_digest(self, d: Dest, expected: str | None = None) -> WholeDigest:
         """The destination's digest of its whole file; with the source's ``expected`` digest a
@@ -336,3 +356,8 @@ class Landing:
             return err
         self._done(d, size, digest or expected)
         return None
+
+
+def _wrong(err: DifpipeError | None, key: int, continued: Collection[int]) -> bool:
+    """Whether ``err`` is a continued part file's digest that is not the source's."""
+    return isinstance(err, VerifyError) and key in continued

@@ -9,6 +9,11 @@ own channel. Each range is read with ``tail -c +OFF | head -c LEN`` and written 
 1 MiB boundaries so ``dd``'s block-sized seek is exact on every POSIX ``dd``. Verification
 compares the digest of the whole source file with the digest of the whole part file, each
 computed by its own host, before the part is renamed over the target.
+
+The ranges keep checkpoints (:mod:`.parresume`): :func:`run_ranges` reports what each range's
+writes handed over, and when a range's writer ended cleanly (everything it was sent is in the
+part file); :func:`in_flight` is what a destination may still hold behind a write that
+returned. :class:`RangeRelays` pauses and stops the ranges of a run as one.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import DifpipeError, LocalIOError, VerifyError
 from ..remote import command, quote_arg
@@ -33,11 +38,16 @@ from .ends import (
     _must,
 )
 from .ratelimit import TokenBucket
-from .stream import Relay
+from .stream import Relay, SinkState
 from .verify import digest_argv, file_digest_local, parse_digest_output
 
 ALIGN = 1024 * 1024
 RANGES_PER_CONNECTION = 2  # channels (each with its own window) per connection and end
+
+#: What a remote destination may hold unwritten behind a range's write that returned: the
+#: write left once the bytes were in the channel, and sshd's window for it (OpenSSH gives a
+#: session channel 2 MiB), the pipe into ``dd`` and ``dd``'s 1 MiB block are not yet on disk.
+IN_FLIGHT = 4 * ALIGN
 
 
 def split_ranges(size: int, n: int, align: int = ALIGN) -> list[tuple[int, int]]:
@@ -128,6 +138,12 @@ class RemoteRangeSink(RemoteSink):
         )
 
 
+def in_flight(sink: Sink) -> int:
+    """What a range's destination may hold unwritten behind a write that returned: a local
+    part file is written with ``pwrite``, and what returned is in it."""
+    return 0 if isinstance(sink, LocalSink) else IN_FLIGHT
+
+
 def _size_line(part: str, size: int) -> str:
     """Set the length of ``part`` to ``size`` bytes, creating it if missing."""
     if not size:
@@ -169,20 +185,30 @@ class LocalRangeSink(Sink):
 
 @dataclass
 class RangeJob:
+    """What one range sends in this run: ``length`` bytes from ``offset``, over ``pool``;
+    ``index`` is the range's among all of the file's (a resumed run skips finished ones)."""
+
     offset: int
     length: int
     pool: SSHPool
+    index: int = 0
 
 
 async def size_part(sink: Sink, size: int) -> None:
-    """Create a local part file at its full size so every range can be written in place.
+    """Give a local part file its full size (created if missing, cut if longer, the bytes
+    before ``size`` kept for a resumed run) so every range can be written in place.
 
     A remote part file is sized by each range's own command (:class:`RemoteRangeSink`).
     """
     if isinstance(sink, LocalSink):
-        await sink.prepare(0)
-        await sink.finish()
-        os.truncate(sink.part, size)
+        try:
+            fd = os.open(sink.part, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise LocalIOError(f"cannot write {sink.part}: {exc.strerror}") from exc
 
 
 async def whole_digest(sink: Sink, algo: str) -> str | None:
@@ -229,6 +255,53 @@ async def source_digest(pool: SSHPool, host: str | None, path: str, algo: str, t
     return parse_digest_output(res.text, algo)
 
 
+class RangeRelays:
+    """The relays of the ranges running now: paused, resumed and stopped as one. A relay
+    added later (a range still opening) starts paused or stopped when the others are."""
+
+    def __init__(self, *, paused: bool = False, stopped: bool = False):
+        self.paused, self.stopped = paused, stopped
+        self._relays: set[Relay] = set()
+
+    def add(self, relay: Relay) -> None:
+        self._relays.add(relay)
+        if self.paused:
+            relay.pause()
+        if self.stopped:
+            relay.stop()
+
+    def remove(self, relay: Relay) -> None:
+        self._relays.discard(relay)
+
+    def pause(self) -> None:
+        self.paused = True
+        for relay in self._relays:
+            relay.pause()
+
+    def resume(self) -> None:
+        self.paused = False
+        for relay in self._relays:
+            relay.resume()
+
+    def stop(self) -> None:
+        self.stopped = True
+        for relay in self._relays:
+            relay.stop()
+
+
+@dataclass
+class RangesOutcome:
+    """Per range, the error of each destination (None: written); ``stopped``: a stop cut
+    ranges short (their destinations hold what they were sent, and no error)."""
+
+    errors: list[list[DifpipeError | None]] = field(default_factory=list)
+    stopped: bool = False
+
+
+#: ``(job, sink, n)``: ``n`` bytes of this run's piece of the range, handed over or written.
+RangeCallback = Callable[[RangeJob, Sink, int], None]
+
+
 async def run_ranges(
     ranges: list[RangeJob],
     make_source: Callable[[RangeJob], Source],
@@ -236,15 +309,39 @@ async def run_ranges(
     *,
     limiter: TokenBucket | None,
     buffer: int,
-    on_progress: Callable[[int, Sink, int], None],
+    on_progress: RangeCallback,
+    on_end: RangeCallback | None = None,
+    on_lost: Callable[[RangeJob, Sink, DifpipeError], None] | None = None,
+    relays: RangeRelays | None = None,
     stall_timeout: float = 0,
-) -> list[list[DifpipeError | None]]:
-    """Relay every range at once; per range, the error of each destination (None: written).
+) -> RangesOutcome:
+    """Relay every range at once, each to every destination.
 
-    An error that ends the attempt (a range's source failed or stalled) ends every range.
+    ``on_progress`` follows what each range's writes handed over; ``on_end`` says that a
+    range's writer ended cleanly after ``n`` bytes (its range done, or stopped), so they are
+    all in the part file; ``on_lost``, that a writer failed (``err``). ``relays`` pauses and
+    stops them. An error that ends the attempt (a range's source failed or stalled) ends every
+    range.
     """
+    group = relays or RangeRelays()
 
-    async def one(i: int, job: RangeJob) -> list[DifpipeError | None]:
+    async def settle(job: RangeJob, st: SinkState, counted: bool) -> DifpipeError | None:
+        """End one destination's writer of a range; its error, if any."""
+        err = st.error
+        if err is None:
+            try:
+                await st.sink.finish()
+            except DifpipeError as failed:
+                err = failed
+        if err is not None:
+            if on_lost is not None:
+                on_lost(job, st.sink, err)
+            return err
+        if counted and on_end is not None:
+            on_end(job, st.sink, st.written - job.offset)
+        return None
+
+    async def one(job: RangeJob) -> tuple[list[DifpipeError | None], bool]:
         source = make_source(job)
         sinks = make_sinks(job)
         try:
@@ -270,8 +367,9 @@ async def run_ranges(
             limiter=limiter,
             checkpoint_interval=0,
             stall_timeout=stall_timeout,
-            on_progress=lambda sink, end: on_progress(i, sink, end - job.offset),
+            on_progress=lambda sink, end: on_progress(job, sink, end - job.offset),
         )
+        group.add(relay)
         try:
             outcome = await relay.run()
         except BaseException:
@@ -279,31 +377,30 @@ async def run_ranges(
             for sink in sinks:
                 await sink.abort()
             raise
-        errors: list[DifpipeError | None] = []
-        try:
-            await source.finish()
-        except DifpipeError as err:
-            return [err for _ in sinks]
-        for st in outcome.states:
-            if st.error is not None:
-                errors.append(st.error)
-                continue
+        finally:
+            group.remove(relay)
+        if not outcome.eof:  # stopped, or every destination failed: the source is not needed
+            await source.abort()
+        else:
             try:
-                await st.sink.finish()
-                errors.append(None)
+                await source.finish()
             except DifpipeError as err:
-                errors.append(err)
-        if outcome.offset - job.offset != job.length:
+                for sink in sinks:
+                    await sink.abort()
+                return [err for _ in sinks], False
+        whole = outcome.eof and outcome.offset - job.offset == job.length
+        errors = [await settle(job, st, whole or outcome.stopped) for st in outcome.states]
+        if outcome.eof and not whole:
             err = VerifyError(
                 f"the source changed size while it was read (the range at {job.offset} gave"
                 f" {outcome.offset - job.offset} of {job.length} bytes)"
             )
-            return [err for _ in sinks]
-        return errors
+            return [err for _ in sinks], False
+        return errors, outcome.stopped
 
-    tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(ranges)]
+    tasks = [asyncio.ensure_future(one(r)) for r in ranges]
     try:
-        return list(await asyncio.gather(*tasks))
+        done = await asyncio.gather(*tasks)
     except BaseException:
         # a range failed for all (a stalled source, a lost connection) or the copy was
         # cancelled: the attempt ends here, so the other ranges stop now (each aborts its
@@ -312,3 +409,4 @@ async def run_ranges(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    return RangesOutcome([errors for errors, _ in done], any(stopped for _, stopped in done))

@@ -16,6 +16,7 @@ from ..errors import ConfigError, DifpipeError, LocalIOError, RemoteCommandError
 from ..remote import PYTHON_LINE, TOOL_PROBE_START, RemoteInfo, command, parse_tool_probe
 from ..ssh import SSHPool
 from .codecs import CodecChoice, choose_codec, estimate_ratio
+from .encresume import STAT_ARGV, parse_stamp
 from .endpoints import Endpoint, parse_endpoint
 from .ends import (
     INSPECT_FUNCTION,
@@ -48,6 +49,7 @@ class SourcePlan:
     sftp: bool = False
     transport: str = "local"  # local | asyncssh | openssh
     transport_reason: str = ""
+    stamp: str | None = None  # a remote file's stat stamp, surveyed for --parallel's checkpoints
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +127,7 @@ class Plan:
 # $@ = pairs OP PATH, answered in order, each after a line "@ OP INDEX":
 #   inspect  the lines of ends.INSPECT_FUNCTION (kind and size, parent, free space)
 #   size     "bytes N" and "files N" when PATH is a directory (tarstream.SIZE_FUNCTION)
+#   stamp    the file's stat stamp (encresume.STAT_ARGV): --parallel keeps it in checkpoints
 #   sample   the first 64 KiB, raw, of the file or of the directory's tar stream: always last
 # When it opens with the tool probe, the probe's python3 start runs on in the background
 # meanwhile, and its line comes after "@ tools 0", before any sample: on a 10,000-file tree
@@ -142,6 +145,9 @@ SURVEY = (
         'printf "@ %s %s\\n" "$op" "$i"; case $op in '
         'inspect) insp "$p" ;; '
         'size) if [ -d "$p" ]; then dsize "$p"; fi ;; '
+        + "stamp) "
+        + command(*STAT_ARGV)
+        + ' -- "$p" 2>/dev/null ;; '
         'sample) if [ -d "$p" ]; then tar -C "$p" -cf - . 2>/dev/null | head -c 65536; '
         'elif [ -f "$p" ]; then head -c 65536 -- "$p" 2>/dev/null; fi ;; '
         "esac; done; late; exit 0"
@@ -356,6 +362,8 @@ async def make_plan(
             survey.want(src, "size", src.path)
         if job.compress == "auto" and job.parallel <= 1:
             survey.want(src, "sample", src.path)
+        if job.parallel > 1:
+            survey.want(src, "stamp", src.path)
     for d in dsts:
         survey.want(d, "inspect", d.path)
         if base:
@@ -396,6 +404,7 @@ async def make_plan(
             raise UsageError(f"{where}{src.path}: not a regular file")
         else:
             source = SourcePlan(src, "file", info.size, 1, tools, sftp=via_sftp)
+            source.stamp = parse_stamp(survey.answer(src, "stamp", src.path) or "")
         if src.is_remote:
             assert src.host is not None
             source.transport, source.transport_reason = _choose_transport(

@@ -28,7 +28,29 @@ def _done_text(row: Mapping[str, Any]) -> str:
 
 
 def _prefix_text(row: Mapping[str, Any]) -> str:
+    if row.get("ranges"):  # --parallel: no prefix digest, the whole file's is checked
+        return f"- ({len(row['ranges'])} ranges)"
     return row["prefix_digest"][:12] if row.get("prefix_digest") else "-"
+
+
+def _ranges(cp: Any) -> list[dict[str, int]] | None:
+    """The byte ranges of a ``--parallel`` checkpoint and how far each got, else None."""
+    if not cp.hash_state:
+        return None
+    from .core.transfer.parresume import RangeState
+
+    state = RangeState.from_blob(cp.hash_state)
+    if state is None:
+        return None
+    return [{"offset": o, "length": n, "done": d} for o, n, d in state.ranges]
+
+
+def _checkpoint_doc(cp: Any) -> dict[str, Any]:
+    doc = plain(cp.to_dict())
+    ranges = _ranges(cp)
+    if ranges is not None:
+        doc["ranges"] = ranges
+    return doc
 
 
 def cmd_checkpoints_list(args: argparse.Namespace) -> int:
@@ -58,8 +80,12 @@ def cmd_checkpoints_list(args: argparse.Namespace) -> int:
                         "age_seconds": round(now - updated, 1),
                         "prefix_digest": cp.prefix_digest if cp is not None else None,
                         "digest_algo": cp.digest_algo if cp is not None else None,
+                        "ranges": _ranges(cp) if cp is not None else None,
                     }
                 )
+    if args.output == "csv":  # a cell holds the number of ranges, not their list
+        for row in rows:
+            row["ranges"] = len(row["ranges"] or ())
     if args.output == "table":
         if not rows:
             print("no unfinished transfers")
@@ -96,7 +122,7 @@ def cmd_checkpoints_show(args: argparse.Namespace) -> int:
         rec = _transfer_or_fail(store, args.id)
         cps = store.get_checkpoints(rec.id)
     transfer = plain(rec.to_dict())
-    checkpoints = [plain(cp.to_dict()) for cp in cps]
+    checkpoints = [_checkpoint_doc(cp) for cp in cps]
     if args.output in ("json", "yaml"):
         emit_doc({"transfer": transfer, "checkpoints": checkpoints}, args.output)
         return ExitCode.OK
@@ -105,6 +131,8 @@ def cmd_checkpoints_show(args: argparse.Namespace) -> int:
         for cp in checkpoints
     ]
     if args.output == "csv":
+        for row in rows:
+            row["ranges"] = len(row.get("ranges") or ())
         emit(rows, [], "csv")
         return ExitCode.OK
     now = time.time()

@@ -131,6 +131,15 @@ def test_kill_9_mid_parallel_copy_then_the_same_command_resumes(lab, workdirs, t
     last = max(e["offset"] for e in seen if e["kind"] == "transfer.checkpoint")
     assert not (workdirs["cloud"] / "k.bin").exists()
 
+    # the checkpoint as a user sees it: four ranges and how far each got
+    shown = dp("checkpoints", "show", transfer_id, "-o", "json", timeout=WAIT)
+    assert shown.code == 0, str(shown)
+    (cp,) = json.loads(shown.stdout)["checkpoints"]
+    assert [r["offset"] for r in cp["ranges"]] == [i * SIZE // 4 for i in range(4)]
+    assert sum(r["done"] for r in cp["ranges"]) == cp["offset"] == last
+    table = dp("checkpoints", "show", transfer_id, timeout=WAIT)
+    assert "- (4 ranges)" in table.stdout
+
     again = dp(*argv, timeout=WAIT)
     assert again.code == 0, str(again)
     lines = [json.loads(line) for line in again.stdout.splitlines()]

@@ -762,11 +762,12 @@ class _Runner(ParallelAttempts):
             return encresume.NO_DIGEST
         return None
 
-    async def _source_stamp(self) -> str | None:
+    async def _source_stamp(self, *, strict: bool = False) -> str | None:
+        """The source's stamp (see :func:`.encresume.stamp_remote` for ``strict``)."""
         ep = self.plan.source.endpoint
         if ep.is_remote:
             assert ep.host is not None
-            return await encresume.stamp_remote(self.pool, ep.host, ep.path)
+            return await encresume.stamp_remote(self.pool, ep.host, ep.path, strict=strict)
         return await asyncio.to_thread(encresume.stamp_local, ep.path)
 
     async def _check_stamp(self) -> None:
@@ -1021,6 +1022,11 @@ class _Runner(ParallelAttempts):
             state = self.enc.checkpoint(offset, digest).to_blob()  # digest: this run's segment
         elif (self._relay is not None and self._relay.start > 0) or self.plan.source.kind == "dir":
             digest = ""  # the stream's hash covers only this run's bytes, or a tar stream's
+        self._keep(d, offset, digest, state)
+
+    def _keep(self, d: Dest, offset: int, digest: str, state: bytes | None) -> None:
+        """Commit ``d``'s checkpoint at ``offset`` (``digest`` of the prefix, if any; ``state``
+        what continues it), then say so."""
         self.store.save_checkpoint(
             Checkpoint(
                 transfer_id=self.id,

@@ -15,11 +15,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DifpipeError, NetworkError
-from ..events import EventBus, TransferCheckpoint
+from ..events import EventBus
 from ..ssh import SSHPool
 from ..store import Checkpoint, Store
-from . import encresume, parresume
 from . import parallel as par
+from . import parresume
 from .ends import LocalSink, RemoteSink, Sink, Source
 from .job import CopyJob
 from .landing import Dest, Landing
@@ -30,8 +30,11 @@ if TYPE_CHECKING:
     from .engine import TransferEngine
 
 #: What the runner provides besides the attributes: progress events, a destination's sink, a
-#: resume event, and the connections opened while the plan was made.
-HOST_METHODS = ("_progress", "_make_sink", "_resumed", "_take_warm_pools")
+#: resume event, the connections opened while the plan was made, the source's stamp, and a
+#: checkpoint committed and announced.
+HOST_METHODS = (
+    "_progress", "_make_sink", "_resumed", "_take_warm_pools", "_source_stamp", "_keep",
+)  # fmt: skip
 
 
 async def _cancel(task: asyncio.Task[Any] | None) -> None:
@@ -227,25 +230,9 @@ class ParallelAttempts:
 
     def _save_range(self, d: Dest, progress: parresume.RangeProgress) -> None:
         """Checkpoint how far each range of ``d`` is known to be written, when that moved."""
-        size = self.plan.source.size or 0
-        state = progress.checkpoint(self._range_stamp or "", size)
-        if state is None:
-            return
-        self.store.save_checkpoint(
-            Checkpoint(
-                transfer_id=self.id,
-                destination=d.plan.label,
-                offset=state.done,
-                total=size,
-                prefix_digest="",  # the ranges have no prefix digest: the whole file's is checked
-                digest_algo=self.job.verify,
-                hash_state=state.to_blob(),
-            )
-        )
-        self.store.update_transfer(self.id, bytes_done=state.done)
-        self.bus.publish(
-            TransferCheckpoint(transfer_id=self.id, destination=d.plan.label, offset=state.done)
-        )
+        state = progress.checkpoint(self._range_stamp or "", self.plan.source.size or 0)
+        if state is not None:  # no prefix digest: the whole file's is checked
+            self._keep(d, state.done, "", state.to_blob())
 
     async def _resume_ranges(
         self, todo: list[Dest], size: int, why: dict[str, str] | None
@@ -293,10 +280,6 @@ class ParallelAttempts:
         """The source's stamp as this pass begins: the plan surveyed a remote one just before
         the first; a remote host that cannot be reached fails the attempt (retryable) rather
         than pass for a changed file."""
-        ep = self.plan.source.endpoint
-        if not ep.is_remote:
-            return await asyncio.to_thread(encresume.stamp_local, ep.path)
         if self._passes == 1 and self.plan.source.stamp is not None:
             return self.plan.source.stamp
-        assert ep.host is not None
-        return await encresume.stamp_remote(self.pool, ep.host, ep.path, strict=True)
+        return await self._source_stamp(strict=True)
